@@ -1,0 +1,1 @@
+//! Capstan's flag engine. See ARCHITECTURE.md.

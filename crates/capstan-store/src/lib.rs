@@ -1,0 +1,133 @@
+//! Capstan's store: one [`Store`] trait, with SQLite (embedded, the default) and PostgreSQL
+//! behind it.
+//!
+//! The store knows nothing about HTTP or the flag engine. Writes arrive as a
+//! [`ChangeSet`]: every row the change touches, the versions the writer expects them to
+//! have, and the audit entry that describes it. The store applies a change set in one
+//! transaction or not at all, so a crash can never leave half of a change behind.
+//!
+//! Timestamps are Unix milliseconds chosen by the caller; the store never reads a clock.
+
+mod error;
+mod migrations;
+mod records;
+mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::StoreError;
+pub use records::*;
+pub use sql::{OpenOptions, SqlStore};
+
+use async_trait::async_trait;
+use capstan_model::{EnvironmentKey, FlagKey, ProjectKey};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The one store interface. Handlers and controllers hold it as `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which database is behind this store, for logs and `/readyz`.
+    fn backend(&self) -> Backend;
+
+    /// Answers when the database can be reached.
+    async fn ping(&self) -> Result<()>;
+
+    /// Whether the store holds no project yet, so the server should bootstrap it.
+    async fn is_empty(&self) -> Result<bool>;
+
+    /// Creates the first project, its environments and the admin token, atomically, and
+    /// only if the store is still empty (two replicas starting at once bootstrap once).
+    async fn bootstrap(&self, bootstrap: Bootstrap) -> Result<BootstrapOutcome>;
+
+    async fn list_projects(&self) -> Result<Vec<ProjectRecord>>;
+
+    async fn list_environments(&self, project: &ProjectKey) -> Result<Vec<EnvironmentRecord>>;
+
+    /// Creates an environment and copies every flag of the project into it, disabled.
+    async fn create_environment(
+        &self,
+        environment: NewEnvironment,
+        audit: AuditEntry,
+    ) -> Result<EnvironmentRecord>;
+
+    /// Everything an environment's flag engine needs: its flags, their configurations and
+    /// its segments, with the revision they were read at.
+    async fn load_environment(
+        &self,
+        project: &ProjectKey,
+        environment: &EnvironmentKey,
+    ) -> Result<EnvironmentState>;
+
+    /// The environment's revision, which every change to it increments.
+    async fn environment_revision(
+        &self,
+        project: &ProjectKey,
+        environment: &EnvironmentKey,
+    ) -> Result<i64>;
+
+    /// Applies a change set in one transaction: all of it, or none of it.
+    async fn apply(&self, change: ChangeSet) -> Result<AppliedChange>;
+
+    /// Every recorded version of one flag in one environment, newest first.
+    async fn flag_history(
+        &self,
+        project: &ProjectKey,
+        environment: &EnvironmentKey,
+        flag: &FlagKey,
+    ) -> Result<Vec<FlagVersionRecord>>;
+
+    async fn create_token(&self, token: TokenRecord, audit: AuditEntry) -> Result<()>;
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>>;
+
+    async fn token_by_id(&self, id: &str) -> Result<TokenRecord>;
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+
+    /// Stores `replacement` and makes the old token expire at `old_expires_at` (the end
+    /// of the grace period during which both work).
+    async fn rotate_token(
+        &self,
+        old_id: &str,
+        old_expires_at: i64,
+        replacement: TokenRecord,
+        audit: AuditEntry,
+    ) -> Result<()>;
+
+    async fn revoke_token(&self, id: &str, at: i64, audit: AuditEntry) -> Result<()>;
+
+    async fn audit_log(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>>;
+
+    async fn create_schedule(&self, schedule: NewSchedule, audit: AuditEntry) -> Result<ScheduleRecord>;
+
+    async fn list_schedules(
+        &self,
+        project: &ProjectKey,
+        environment: &EnvironmentKey,
+    ) -> Result<Vec<ScheduleRecord>>;
+
+    /// Pending scheduled changes whose time has come, oldest first.
+    async fn due_schedules(&self, now: i64) -> Result<Vec<ScheduleRecord>>;
+
+    /// Marks a schedule done (or failed) if it is still pending; returns false when
+    /// someone else already settled it, so each schedule takes effect once.
+    async fn settle_schedule(&self, id: i64, outcome: ScheduleOutcome, at: i64) -> Result<bool>;
+
+    async fn cancel_schedule(&self, id: i64, audit: AuditEntry) -> Result<()>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}

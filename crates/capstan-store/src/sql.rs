@@ -1,0 +1,981 @@
+//! The SQL implementation of [`Store`], over sqlx's `Any` driver so that one set of
+//! queries serves SQLite and PostgreSQL. Both understand `$n` placeholders, `RETURNING`
+//! and `ON CONFLICT`; where they differ (identity columns, locking) the backend decides.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey, Role, SegmentKey, TokenName};
+use serde_json::Value;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyConnection, Executor, Pool, Row, Transaction};
+
+use crate::migrations::MIGRATIONS;
+use crate::records::*;
+use crate::{Backend, Result, Store, StoreError};
+
+/// A store on SQLite or PostgreSQL, chosen by the URL it is opened with.
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: Pool<Any>,
+    backend: Backend,
+}
+
+/// How [`SqlStore::open_with`] prepares the database.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Stop migrating at this schema version; `None` migrates to the newest. Tests use it
+    /// to build a database as an older Capstan left it.
+    pub migrate_up_to: Option<i64>,
+}
+
+impl SqlStore {
+    /// Opens (creating if needed) the database at `url` and migrates it to the newest
+    /// schema. `url` is a `postgres://` URL, a `sqlite:` URL or a plain file path.
+    pub async fn open(url: &str) -> Result<SqlStore> {
+        SqlStore::open_with(url, OpenOptions::default()).await
+    }
+
+    pub async fn open_with(url: &str, options: OpenOptions) -> Result<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = normalise_url(url);
+        let connect = AnyConnectOptions::from_str(&url)
+            .map_err(|error| StoreError::Open(format!("invalid database URL: {error}")))?;
+        let pool = match backend {
+            // Every write transaction starts with a write, so with a busy timeout SQLite's
+            // single writer never deadlocks; WAL lets readers run beside it. FULL sync
+            // makes an acknowledged commit survive a power cut, not just a crash.
+            Backend::Sqlite => AnyPoolOptions::new()
+                .max_connections(4)
+                .after_connect(|connection, _| {
+                    Box::pin(async move {
+                        connection
+                            .execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect_with(connect)
+                .await
+                .map_err(|error| StoreError::Open(error.to_string()))?,
+            Backend::Postgres => AnyPoolOptions::new()
+                .max_connections(16)
+                .connect_with(connect)
+                .await
+                .map_err(|error| StoreError::Open(error.to_string()))?,
+        };
+        let store = SqlStore { pool, backend };
+        store.migrate(options.migrate_up_to).await?;
+        Ok(store)
+    }
+
+    /// The newest schema version this build knows.
+    pub fn latest_schema_version() -> i64 {
+        MIGRATIONS.last().map_or(0, |migration| migration.version)
+    }
+
+    /// The schema version the database is at.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("version")?)
+    }
+
+    async fn migrate(&self, up_to: Option<i64>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // Replicas starting together must not run the same migration twice.
+            tx.execute("SELECT pg_advisory_xact_lock(847001)").await?;
+        }
+        tx.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (\
+             version BIGINT PRIMARY KEY, description TEXT NOT NULL)",
+        )
+        .await?;
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations")
+            .fetch_one(&mut *tx)
+            .await?;
+        let current: i64 = row.try_get("version")?;
+        for migration in MIGRATIONS {
+            if migration.version <= current || up_to.is_some_and(|limit| migration.version > limit) {
+                continue;
+            }
+            tracing::info!(version = migration.version, migration.description, "migrating store");
+            for part in migration.sql(self.backend) {
+                tx.execute(*part).await?;
+            }
+            sqlx::query("INSERT INTO schema_migrations (version, description) VALUES ($1, $2)")
+                .bind(migration.version)
+                .bind(migration.description)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Checks that the environment exists and increments its revision if it is still
+    /// `expected`. Runs first in a transaction, so the transaction holds the write lock
+    /// from its first statement.
+    async fn bump_revision(
+        tx: &mut Transaction<'_, Any>,
+        project: &ProjectKey,
+        environment: &EnvironmentKey,
+        expected: i64,
+    ) -> Result<()> {
+        let updated = sqlx::query(
+            "UPDATE environments SET revision = revision + 1 \
+             WHERE project = $1 AND key = $2 AND revision = $3",
+        )
+        .bind(project.as_str())
+        .bind(environment.as_str())
+        .bind(expected)
+        .execute(&mut **tx)
+        .await?;
+        if updated.rows_affected() == 1 {
+            return Ok(());
+        }
+        let exists = sqlx::query("SELECT revision FROM environments WHERE project = $1 AND key = $2")
+            .bind(project.as_str())
+            .bind(environment.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        match exists {
+            Some(_) => Err(StoreError::RevisionConflict { environment: environment.to_string() }),
+            None => Err(not_found("environment", environment)),
+        }
+    }
+
+    async fn insert_audit(tx: &mut Transaction<'_, Any>, entry: &AuditEntry) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO audit (at, actor, action, project, environment, resource_kind, \
+             resource_key, before_state, after_state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING id",
+        )
+        .bind(entry.at)
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(entry.project.as_ref().map(|key| key.as_str().to_owned()))
+        .bind(entry.environment.as_ref().map(|key| key.as_str().to_owned()))
+        .bind(&entry.resource_kind)
+        .bind(&entry.resource_key)
+        .bind(entry.before.as_ref().map(Value::to_string))
+        .bind(entry.after.as_ref().map(Value::to_string))
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn write_flag(
+        tx: &mut Transaction<'_, Any>,
+        project: &ProjectKey,
+        write: &FlagWrite,
+    ) -> Result<()> {
+        match write {
+            FlagWrite::Upsert(flag) => {
+                sqlx::query(
+                    "INSERT INTO flags (project, key, flag_type, description, client_visible, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (project, key) DO UPDATE SET \
+                     flag_type = excluded.flag_type, description = excluded.description, \
+                     client_visible = excluded.client_visible",
+                )
+                .bind(project.as_str())
+                .bind(flag.key.as_str())
+                .bind(flag.flag_type.as_str())
+                .bind(&flag.description)
+                .bind(i64::from(flag.client_visible))
+                .bind(flag.created_at)
+                .execute(&mut **tx)
+                .await?;
+            }
+            FlagWrite::Delete(key) => {
+                let deleted = sqlx::query("DELETE FROM flags WHERE project = $1 AND key = $2")
+                    .bind(project.as_str())
+                    .bind(key.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+                if deleted.rows_affected() == 0 {
+                    return Err(not_found("flag", key));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_config(
+        tx: &mut Transaction<'_, Any>,
+        project: &ProjectKey,
+        write: &ConfigWrite,
+        audit_id: i64,
+        at: i64,
+    ) -> Result<i64> {
+        let current = sqlx::query(
+            "SELECT version FROM flag_configs WHERE project = $1 AND environment = $2 AND flag = $3",
+        )
+        .bind(project.as_str())
+        .bind(write.environment.as_str())
+        .bind(write.flag.as_str())
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|row| row.try_get::<i64, _>("version"))
+        .transpose()?;
+        match (current, write.expected_version) {
+            (Some(current), Some(expected)) if current == expected => {}
+            (None, None) => {}
+            (Some(current), _) => {
+                return Err(StoreError::VersionConflict {
+                    kind: "flag",
+                    key: write.flag.to_string(),
+                    current_version: current,
+                });
+            }
+            (None, Some(_)) => return Err(not_found("flag", &write.flag)),
+        }
+        // Versions keep counting across a delete and re-create, so history stays unique.
+        let last = sqlx::query(
+            "SELECT COALESCE(MAX(version), 0) AS version FROM flag_versions \
+             WHERE project = $1 AND environment = $2 AND flag = $3",
+        )
+        .bind(project.as_str())
+        .bind(write.environment.as_str())
+        .bind(write.flag.as_str())
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get::<i64, _>("version")?;
+        let version = last.max(current.unwrap_or(0)) + 1;
+        let text = write.config.as_ref().map(Value::to_string);
+        match &text {
+            Some(text) => {
+                sqlx::query(
+                    "INSERT INTO flag_configs (project, environment, flag, config, version, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (project, environment, flag) DO UPDATE \
+                     SET config = excluded.config, version = excluded.version, updated_at = excluded.updated_at",
+                )
+                .bind(project.as_str())
+                .bind(write.environment.as_str())
+                .bind(write.flag.as_str())
+                .bind(text)
+                .bind(version)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "DELETE FROM flag_configs WHERE project = $1 AND environment = $2 AND flag = $3",
+                )
+                .bind(project.as_str())
+                .bind(write.environment.as_str())
+                .bind(write.flag.as_str())
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO flag_versions (project, environment, flag, version, config, audit_id) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(project.as_str())
+        .bind(write.environment.as_str())
+        .bind(write.flag.as_str())
+        .bind(version)
+        .bind(text)
+        .bind(audit_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(version)
+    }
+
+    async fn write_segment(
+        tx: &mut Transaction<'_, Any>,
+        project: &ProjectKey,
+        write: &SegmentWrite,
+        at: i64,
+    ) -> Result<()> {
+        let current = sqlx::query(
+            "SELECT version FROM segments WHERE project = $1 AND environment = $2 AND key = $3",
+        )
+        .bind(project.as_str())
+        .bind(write.environment.as_str())
+        .bind(write.key.as_str())
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|row| row.try_get::<i64, _>("version"))
+        .transpose()?;
+        match (current, write.expected_version) {
+            (Some(current), Some(expected)) if current == expected => {}
+            (None, None) => {}
+            (Some(current), _) => {
+                return Err(StoreError::VersionConflict {
+                    kind: "segment",
+                    key: write.key.to_string(),
+                    current_version: current,
+                });
+            }
+            (None, Some(_)) => return Err(not_found("segment", &write.key)),
+        }
+        match &write.segment {
+            Some((description, rule)) => {
+                sqlx::query(
+                    "INSERT INTO segments (project, environment, key, description, rule, version, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project, environment, key) DO UPDATE \
+                     SET description = excluded.description, rule = excluded.rule, \
+                     version = excluded.version, updated_at = excluded.updated_at",
+                )
+                .bind(project.as_str())
+                .bind(write.environment.as_str())
+                .bind(write.key.as_str())
+                .bind(description)
+                .bind(rule.to_string())
+                .bind(current.unwrap_or(0) + 1)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM segments WHERE project = $1 AND environment = $2 AND key = $3")
+                    .bind(project.as_str())
+                    .bind(write.environment.as_str())
+                    .bind(write.key.as_str())
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn insert_token(tx: &mut AnyConnection, token: &TokenRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO tokens (id, name, role, project, environment, hash, hint, created_at, \
+             expires_at, revoked_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&token.id)
+        .bind(token.name.as_str())
+        .bind(token.role.as_str())
+        .bind(token.project.as_ref().map(|key| key.as_str().to_owned()))
+        .bind(token.environment.as_ref().map(|key| key.as_str().to_owned()))
+        .bind(&token.hash)
+        .bind(&token.hint)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .bind(token.revoked_at)
+        .bind(&token.created_by)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_environment(
+        tx: &mut AnyConnection,
+        project: &ProjectKey,
+        key: &EnvironmentKey,
+        name: &str,
+        at: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO environments (project, key, name, revision, created_at) VALUES ($1, $2, $3, 0, $4)",
+        )
+        .bind(project.as_str())
+        .bind(key.as_str())
+        .bind(name)
+        .bind(at)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn environment_record(
+        &self,
+        project: &ProjectKey,
+        environment: &EnvironmentKey,
+    ) -> Result<EnvironmentRecord> {
+        let row = sqlx::query(
+            "SELECT project, key, name, revision, created_at FROM environments \
+             WHERE project = $1 AND key = $2",
+        )
+        .bind(project.as_str())
+        .bind(environment.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| not_found("environment", environment))?;
+        environment_from_row(&row)
+    }
+}
+
+fn normalise_url(url: &str) -> (Backend, String) {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        (Backend::Postgres, url.to_owned())
+    } else if url.starts_with("sqlite:") {
+        (Backend::Sqlite, url.to_owned())
+    } else {
+        // A plain path: create the file if it is missing.
+        (Backend::Sqlite, format!("sqlite://{url}?mode=rwc"))
+    }
+}
+
+fn not_found(kind: &'static str, key: impl ToString) -> StoreError {
+    StoreError::NotFound { kind, key: key.to_string() }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(error) => {
+            error.is_unique_violation()
+                || error.code().is_some_and(|code| code == "23505" || code == "1555" || code == "2067")
+        }
+        _ => false,
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn json_column(row: &AnyRow, column: &str) -> Result<Value> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|error| corrupt(format!("column {column}: {error}")))
+}
+
+fn optional_json_column(row: &AnyRow, column: &str) -> Result<Option<Value>> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|text| serde_json::from_str(&text))
+        .transpose()
+        .map_err(|error| corrupt(format!("column {column}: {error}")))
+}
+
+fn key_column<K>(row: &AnyRow, column: &str, parse: fn(String) -> Result<K, capstan_model::InvalidKey>) -> Result<K> {
+    let text: String = row.try_get(column)?;
+    parse(text).map_err(corrupt)
+}
+
+fn optional_key_column<K>(
+    row: &AnyRow,
+    column: &str,
+    parse: fn(String) -> Result<K, capstan_model::InvalidKey>,
+) -> Result<Option<K>> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(parse).transpose().map_err(corrupt)
+}
+
+fn environment_from_row(row: &AnyRow) -> Result<EnvironmentRecord> {
+    Ok(EnvironmentRecord {
+        project: key_column(row, "project", ProjectKey::parse)?,
+        key: key_column(row, "key", EnvironmentKey::parse)?,
+        name: row.try_get("name")?,
+        revision: row.try_get("revision")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn flag_from_row(row: &AnyRow) -> Result<FlagRecord> {
+    let flag_type: String = row.try_get("flag_type")?;
+    Ok(FlagRecord {
+        key: key_column(row, "key", FlagKey::parse)?,
+        flag_type: FlagType::parse(&flag_type).ok_or_else(|| corrupt(format!("flag type {flag_type:?}")))?,
+        description: row.try_get("description")?,
+        client_visible: row.try_get::<i64, _>("client_visible")? != 0,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
+    let role: String = row.try_get("role")?;
+    Ok(TokenRecord {
+        id: row.try_get("id")?,
+        name: key_column(row, "name", TokenName::parse)?,
+        role: Role::parse(&role).map_err(corrupt)?,
+        project: optional_key_column(row, "project", ProjectKey::parse)?,
+        environment: optional_key_column(row, "environment", EnvironmentKey::parse)?,
+        hash: row.try_get("hash")?,
+        hint: row.try_get("hint")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+        created_by: row.try_get("created_by")?,
+    })
+}
+
+fn audit_from_row(row: &AnyRow) -> Result<AuditRecord> {
+    Ok(AuditRecord {
+        id: row.try_get("id")?,
+        entry: AuditEntry {
+            at: row.try_get("at")?,
+            actor: row.try_get("actor")?,
+            action: row.try_get("action")?,
+            project: optional_key_column(row, "project", ProjectKey::parse)?,
+            environment: optional_key_column(row, "environment", EnvironmentKey::parse)?,
+            resource_kind: row.try_get("resource_kind")?,
+            resource_key: row.try_get("resource_key")?,
+            before: optional_json_column(row, "before_state")?,
+            after: optional_json_column(row, "after_state")?,
+        },
+    })
+}
+
+fn schedule_from_row(row: &AnyRow) -> Result<ScheduleRecord> {
+    let status: String = row.try_get("status")?;
+    Ok(ScheduleRecord {
+        id: row.try_get("id")?,
+        schedule: NewSchedule {
+            project: key_column(row, "project", ProjectKey::parse)?,
+            environment: key_column(row, "environment", EnvironmentKey::parse)?,
+            flag: key_column(row, "flag", FlagKey::parse)?,
+            run_at: row.try_get("run_at")?,
+            action: json_column(row, "action")?,
+            created_by: row.try_get("created_by")?,
+            created_at: row.try_get("created_at")?,
+        },
+        status: ScheduleStatus::parse(&status).ok_or_else(|| corrupt(format!("schedule status {status:?}")))?,
+        settled_at: row.try_get("settled_at")?,
+        error: row.try_get("error")?,
+    })
+}
+
+const SCHEDULE_COLUMNS: &str = "id, project, environment, flag, run_at, action, status, created_by, \
+     created_at, settled_at, error";
+
+#[async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn is_empty(&self) -> Result<bool> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM projects").fetch_one(&self.pool).await?;
+        Ok(row.try_get::<i64, _>("n")? == 0)
+    }
+
+    async fn bootstrap(&self, bootstrap: Bootstrap) -> Result<BootstrapOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO projects (key, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(bootstrap.project.as_str())
+        .bind(&bootstrap.project_name)
+        .bind(bootstrap.at)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Ok(BootstrapOutcome::AlreadyBootstrapped);
+        }
+        for environment in &bootstrap.environments {
+            Self::insert_environment(&mut tx, &bootstrap.project, environment, environment.as_str(), bootstrap.at)
+                .await?;
+        }
+        Self::insert_token(&mut tx, &bootstrap.admin_token).await?;
+        Self::insert_audit(
+            &mut tx,
+            &AuditEntry {
+                at: bootstrap.at,
+                actor: "capstan".to_owned(),
+                action: "bootstrap".to_owned(),
+                project: Some(bootstrap.project.clone()),
+                environment: None,
+                resource_kind: "project".to_owned(),
+                resource_key: bootstrap.project.to_string(),
+                before: None,
+                after: Some(serde_json::json!({
+                    "environments": bootstrap.environments.iter().map(|env| env.as_str()).collect::<Vec<_>>(),
+                    "adminToken": bootstrap.admin_token.name.as_str(),
+                })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(BootstrapOutcome::Created)
+    }
+
+    async fn list_projects(&self) -> Result<Vec<ProjectRecord>> {
+        let rows = sqlx::query("SELECT key, name, created_at FROM projects ORDER BY key")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ProjectRecord {
+                    key: key_column(row, "key", ProjectKey::parse)?,
+                    name: row.try_get("name")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn list_environments(&self, project: &ProjectKey) -> Result<Vec<EnvironmentRecord>> {
+        let rows = sqlx::query(
+            "SELECT project, key, name, revision, created_at FROM environments \
+             WHERE project = $1 ORDER BY created_at, key",
+        )
+        .bind(project.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() && !self.list_projects().await?.iter().any(|p| &p.key == project) {
+            return Err(not_found("project", project));
+        }
+        rows.iter().map(environment_from_row).collect()
+    }
+
+    async fn create_environment(&self, new: NewEnvironment, audit: AuditEntry) -> Result<EnvironmentRecord> {
+        let mut tx = self.pool.begin().await?;
+        let project_exists = sqlx::query("SELECT key FROM projects WHERE key = $1")
+            .bind(new.project.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !project_exists {
+            return Err(not_found("project", &new.project));
+        }
+        match Self::insert_environment(&mut tx, &new.project, &new.key, &new.name, new.created_at).await {
+            Err(StoreError::Database(error)) if is_unique_violation(&error) => {
+                return Err(StoreError::AlreadyExists { kind: "environment", key: new.key.to_string() });
+            }
+            other => other?,
+        }
+        let audit_id = Self::insert_audit(&mut tx, &audit).await?;
+        // A new environment starts with every flag of the project, disabled, with the
+        // variants the flag has in the oldest environment.
+        let rows = sqlx::query(
+            "SELECT c.flag, c.config FROM flag_configs c JOIN environments e \
+             ON e.project = c.project AND e.key = c.environment WHERE c.project = $1 \
+             AND e.created_at = (SELECT MIN(created_at) FROM environments WHERE project = $1 AND key <> $2) \
+             ORDER BY c.flag",
+        )
+        .bind(new.project.as_str())
+        .bind(new.key.as_str())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut seen = std::collections::HashSet::new();
+        for row in rows {
+            let flag = key_column(&row, "flag", FlagKey::parse)?;
+            if !seen.insert(flag.clone()) {
+                continue;
+            }
+            let mut config = json_column(&row, "config")?;
+            if let Some(object) = config.as_object_mut() {
+                object.insert("state".to_owned(), Value::from("DISABLED"));
+                object.remove("targeting");
+                object.remove("prerequisites");
+            }
+            let write = ConfigWrite {
+                environment: new.key.clone(),
+                flag,
+                expected_version: None,
+                config: Some(config),
+            };
+            Self::write_config(&mut tx, &new.project, &write, audit_id, new.created_at).await?;
+        }
+        tx.commit().await?;
+        self.environment_record(&new.project, &new.key).await
+    }
+
+    async fn load_environment(
+        &self,
+        project: &ProjectKey,
+        environment: &EnvironmentKey,
+    ) -> Result<EnvironmentState> {
+        // One read transaction, so the revision matches the rows read with it.
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+        }
+        let row = sqlx::query(
+            "SELECT project, key, name, revision, created_at FROM environments WHERE project = $1 AND key = $2",
+        )
+        .bind(project.as_str())
+        .bind(environment.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| not_found("environment", environment))?;
+        let environment_record = environment_from_row(&row)?;
+        let flags = sqlx::query(
+            "SELECT key, flag_type, description, client_visible, created_at FROM flags \
+             WHERE project = $1 ORDER BY key",
+        )
+        .bind(project.as_str())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(flag_from_row)
+        .collect::<Result<Vec<_>>>()?;
+        let configs = sqlx::query(
+            "SELECT flag, config, version, updated_at FROM flag_configs \
+             WHERE project = $1 AND environment = $2 ORDER BY flag",
+        )
+        .bind(project.as_str())
+        .bind(environment.as_str())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ConfigRecord {
+                flag: key_column(row, "flag", FlagKey::parse)?,
+                config: json_column(row, "config")?,
+                version: row.try_get("version")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let segments = sqlx::query(
+            "SELECT key, description, rule, version, updated_at FROM segments \
+             WHERE project = $1 AND environment = $2 ORDER BY key",
+        )
+        .bind(project.as_str())
+        .bind(environment.as_str())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(SegmentRecord {
+                key: key_column(row, "key", SegmentKey::parse)?,
+                description: row.try_get("description")?,
+                rule: json_column(row, "rule")?,
+                version: row.try_get("version")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+        tx.commit().await?;
+        Ok(EnvironmentState { environment: environment_record, flags, configs, segments })
+    }
+
+    async fn environment_revision(&self, project: &ProjectKey, environment: &EnvironmentKey) -> Result<i64> {
+        Ok(self.environment_record(project, environment).await?.revision)
+    }
+
+    async fn apply(&self, change: ChangeSet) -> Result<AppliedChange> {
+        let mut tx = self.pool.begin().await?;
+        for (environment, expected) in &change.environments {
+            Self::bump_revision(&mut tx, &change.project, environment, *expected).await?;
+        }
+        let audit_id = Self::insert_audit(&mut tx, &change.audit).await?;
+        // Configurations go before flag deletes and after flag inserts, so that foreign
+        // keys hold at every statement.
+        for write in &change.flags {
+            if let FlagWrite::Upsert(_) = write {
+                Self::write_flag(&mut tx, &change.project, write).await?;
+            }
+        }
+        let mut config_versions = Vec::with_capacity(change.configs.len());
+        for write in &change.configs {
+            let version = Self::write_config(&mut tx, &change.project, write, audit_id, change.at).await?;
+            config_versions.push((write.environment.clone(), write.flag.clone(), version));
+        }
+        for write in &change.flags {
+            if let FlagWrite::Delete(_) = write {
+                Self::write_flag(&mut tx, &change.project, write).await?;
+            }
+        }
+        for write in &change.segments {
+            Self::write_segment(&mut tx, &change.project, write, change.at).await?;
+        }
+        tx.commit().await?;
+        Ok(AppliedChange { audit_id, config_versions })
+    }
+
+    async fn flag_history(
+        &self,
+        project: &ProjectKey,
+        environment: &EnvironmentKey,
+        flag: &FlagKey,
+    ) -> Result<Vec<FlagVersionRecord>> {
+        let rows = sqlx::query(
+            "SELECT v.version, v.config, v.audit_id, a.at, a.actor, a.action FROM flag_versions v \
+             JOIN audit a ON a.id = v.audit_id \
+             WHERE v.project = $1 AND v.environment = $2 AND v.flag = $3 ORDER BY v.version DESC",
+        )
+        .bind(project.as_str())
+        .bind(environment.as_str())
+        .bind(flag.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(FlagVersionRecord {
+                    version: row.try_get("version")?,
+                    config: optional_json_column(row, "config")?,
+                    audit_id: row.try_get("audit_id")?,
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    action: row.try_get("action")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn create_token(&self, token: TokenRecord, audit: AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        Self::insert_token(&mut tx, &token).await?;
+        Self::insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        let row = sqlx::query("SELECT * FROM tokens WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn token_by_id(&self, id: &str) -> Result<TokenRecord> {
+        let row = sqlx::query("SELECT * FROM tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("token", id))?;
+        token_from_row(&row)
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
+        let rows = sqlx::query("SELECT * FROM tokens ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn rotate_token(
+        &self,
+        old_id: &str,
+        old_expires_at: i64,
+        replacement: TokenRecord,
+        audit: AuditEntry,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // The old token keeps the earlier of its own expiry and the end of the grace period.
+        let updated = sqlx::query(
+            "UPDATE tokens SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $2 \
+             THEN $2 ELSE expires_at END WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(old_id)
+        .bind(old_expires_at)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(not_found("token", old_id));
+        }
+        Self::insert_token(&mut tx, &replacement).await?;
+        Self::insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn revoke_token(&self, id: &str, at: i64, audit: AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(not_found("token", id));
+        }
+        Self::insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_log(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>> {
+        // Unset filters bind NULL and match everything, so the query text is fixed.
+        let rows = sqlx::query(
+            "SELECT * FROM audit WHERE ($1 IS NULL OR project = $1) AND ($2 IS NULL OR environment = $2) \
+             AND ($3 IS NULL OR resource_kind = $3) AND ($4 IS NULL OR resource_key = $4) \
+             ORDER BY id DESC LIMIT $5",
+        )
+        .bind(filter.project.as_ref().map(|key| key.as_str().to_owned()))
+        .bind(filter.environment.as_ref().map(|key| key.as_str().to_owned()))
+        .bind(filter.resource_kind)
+        .bind(filter.resource_key)
+        .bind(filter.limit.unwrap_or(100))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn create_schedule(&self, schedule: NewSchedule, audit: AuditEntry) -> Result<ScheduleRecord> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO scheduled_changes (project, environment, flag, run_at, action, status, \
+             created_by, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) RETURNING {SCHEDULE_COLUMNS}"
+        ))
+        .bind(schedule.project.as_str())
+        .bind(schedule.environment.as_str())
+        .bind(schedule.flag.as_str())
+        .bind(schedule.run_at)
+        .bind(schedule.action.to_string())
+        .bind(&schedule.created_by)
+        .bind(schedule.created_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        let record = schedule_from_row(&row)?;
+        Self::insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn list_schedules(&self, project: &ProjectKey, environment: &EnvironmentKey) -> Result<Vec<ScheduleRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM scheduled_changes WHERE project = $1 AND environment = $2 \
+             ORDER BY run_at, id"
+        ))
+        .bind(project.as_str())
+        .bind(environment.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(schedule_from_row).collect()
+    }
+
+    async fn due_schedules(&self, now: i64) -> Result<Vec<ScheduleRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SCHEDULE_COLUMNS} FROM scheduled_changes WHERE status = 'pending' AND run_at <= $1 \
+             ORDER BY run_at, id"
+        ))
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(schedule_from_row).collect()
+    }
+
+    async fn settle_schedule(&self, id: i64, outcome: ScheduleOutcome, at: i64) -> Result<bool> {
+        let (status, error) = match outcome {
+            ScheduleOutcome::Applied => (ScheduleStatus::Applied, None),
+            ScheduleOutcome::Failed(error) => (ScheduleStatus::Failed, Some(error)),
+        };
+        let updated = sqlx::query(
+            "UPDATE scheduled_changes SET status = $2, settled_at = $3, error = $4 \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(at)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn cancel_schedule(&self, id: i64, audit: AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE scheduled_changes SET status = 'cancelled', settled_at = $2 WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(audit.at)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(not_found("pending schedule", id));
+        }
+        Self::insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
