@@ -1,0 +1,463 @@
+//! One store test suite, run against every backend this run has: SQLite always,
+//! PostgreSQL when `CAPSTAN_TEST_DATABASE_URL` is set.
+
+use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey, Role, SegmentKey, TokenName};
+use capstan_store::testing::{TestBackend, TestDatabase, backends};
+use capstan_store::*;
+use serde_json::json;
+
+/// Runs `check` once per backend, each time on a fresh database.
+macro_rules! each_backend {
+    ($check:ident) => {
+        for backend in backends() {
+            let database = TestDatabase::new(&backend).await;
+            let store = SqlStore::open(&database.url).await.expect("failed to open store");
+            $check(&store, &backend).await;
+        }
+    };
+}
+
+fn project() -> ProjectKey {
+    ProjectKey::parse("default").unwrap()
+}
+
+fn env(key: &str) -> EnvironmentKey {
+    EnvironmentKey::parse(key).unwrap()
+}
+
+fn flag(key: &str) -> FlagKey {
+    FlagKey::parse(key).unwrap()
+}
+
+fn token(id: &str, role: Role, hash: &str) -> TokenRecord {
+    TokenRecord {
+        id: id.to_owned(),
+        name: TokenName::parse(format!("{id}-name")).unwrap(),
+        role,
+        project: None,
+        environment: None,
+        hash: hash.to_owned(),
+        hint: "cps_abcd".to_owned(),
+        created_at: 1,
+        expires_at: None,
+        revoked_at: None,
+        created_by: "test".to_owned(),
+    }
+}
+
+fn audit(action: &str, key: &str) -> AuditEntry {
+    AuditEntry {
+        at: 10,
+        actor: "tester".to_owned(),
+        action: action.to_owned(),
+        project: Some(project()),
+        environment: Some(env("production")),
+        resource_kind: "flag".to_owned(),
+        resource_key: key.to_owned(),
+        before: None,
+        after: Some(json!({"k": key})),
+    }
+}
+
+async fn bootstrapped(store: &SqlStore) {
+    let outcome = store
+        .bootstrap(Bootstrap {
+            project: project(),
+            project_name: "Default".to_owned(),
+            environments: vec![env("development"), env("staging"), env("production")],
+            admin_token: token("admin", Role::Admin, "hash-admin"),
+            at: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome, BootstrapOutcome::Created);
+}
+
+fn boolean_flag(key: &str) -> FlagRecord {
+    FlagRecord {
+        key: flag(key),
+        flag_type: FlagType::Boolean,
+        description: String::new(),
+        client_visible: false,
+        created_at: 5,
+    }
+}
+
+fn config(state: &str) -> serde_json::Value {
+    json!({"state": state, "variants": {"on": true, "off": false}, "defaultVariant": "off"})
+}
+
+/// A change that creates `key` in production, expecting the environment at `revision`.
+fn create_flag(key: &str, revision: i64) -> ChangeSet {
+    ChangeSet {
+        project: project(),
+        environments: vec![(env("production"), revision)],
+        flags: vec![FlagWrite::Upsert(boolean_flag(key))],
+        configs: vec![ConfigWrite {
+            environment: env("production"),
+            flag: flag(key),
+            expected_version: None,
+            config: Some(config("DISABLED")),
+        }],
+        segments: vec![],
+        audit: audit("flag.create", key),
+        at: 10,
+    }
+}
+
+#[tokio::test]
+async fn bootstrap_creates_the_project_once() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        assert!(store.is_empty().await.unwrap());
+        bootstrapped(store).await;
+        assert!(!store.is_empty().await.unwrap());
+        let again = store
+            .bootstrap(Bootstrap {
+                project: project(),
+                project_name: "Default".to_owned(),
+                environments: vec![env("other")],
+                admin_token: token("admin2", Role::Admin, "hash-admin2"),
+                at: 2,
+            })
+            .await
+            .unwrap();
+        assert_eq!(again, BootstrapOutcome::AlreadyBootstrapped);
+        let environments: Vec<String> = store
+            .list_environments(&project())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.key.to_string())
+            .collect();
+        let mut sorted = environments.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["development", "production", "staging"]);
+        assert!(store.token_by_hash("hash-admin2").await.unwrap().is_none());
+        assert_eq!(store.token_by_hash("hash-admin").await.unwrap().unwrap().role, Role::Admin);
+    }
+    each_backend!(check);
+}
+
+#[tokio::test]
+async fn an_older_schema_upgrades_and_keeps_its_data() {
+    for backend in backends() {
+        let database = TestDatabase::new(&backend).await;
+        let old = SqlStore::open_with(&database.url, OpenOptions { migrate_up_to: Some(1) })
+            .await
+            .unwrap();
+        assert_eq!(old.schema_version().await.unwrap(), 1);
+        bootstrapped(&old).await;
+        old.apply(create_flag("kept", 0)).await.unwrap();
+        drop(old);
+
+        let upgraded = SqlStore::open(&database.url).await.unwrap();
+        assert_eq!(upgraded.schema_version().await.unwrap(), SqlStore::latest_schema_version());
+        assert!(SqlStore::latest_schema_version() >= 2);
+        let state = upgraded.load_environment(&project(), &env("production")).await.unwrap();
+        assert_eq!(state.configs.len(), 1);
+        assert_eq!(state.configs[0].flag.as_str(), "kept");
+        // The table the second migration adds works.
+        assert!(upgraded.due_schedules(i64::MAX).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn applies_a_change_and_records_its_version_and_audit() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        let applied = store.apply(create_flag("checkout", 0)).await.unwrap();
+        assert_eq!(applied.config_versions, vec![(env("production"), flag("checkout"), 1)]);
+        let state = store.load_environment(&project(), &env("production")).await.unwrap();
+        assert_eq!(state.environment.revision, 1);
+        assert_eq!(state.flags, vec![boolean_flag("checkout")]);
+        assert_eq!(state.configs[0].config, config("DISABLED"));
+        assert_eq!(state.configs[0].version, 1);
+
+        let mut enable = create_flag("checkout", 1);
+        enable.flags.clear();
+        enable.configs[0].expected_version = Some(1);
+        enable.configs[0].config = Some(config("ENABLED"));
+        enable.audit.action = "flag.enable".to_owned();
+        store.apply(enable).await.unwrap();
+
+        let history = store.flag_history(&project(), &env("production"), &flag("checkout")).await.unwrap();
+        assert_eq!(history.iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(history[0].config, Some(config("ENABLED")));
+        assert_eq!(history[0].action, "flag.enable");
+        assert_eq!(history[1].actor, "tester");
+
+        let log = store
+            .audit_log(AuditFilter { resource_key: Some("checkout".to_owned()), ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[0].entry.action, "flag.enable");
+    }
+    each_backend!(check);
+}
+
+#[tokio::test]
+async fn a_stale_version_loses_with_the_current_version() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        store.apply(create_flag("checkout", 0)).await.unwrap();
+        let mut stale = create_flag("checkout", 1);
+        stale.flags.clear();
+        stale.configs[0].expected_version = Some(7);
+        match store.apply(stale).await {
+            Err(StoreError::VersionConflict { current_version, .. }) => assert_eq!(current_version, 1),
+            other => panic!("expected a version conflict, got {other:?}"),
+        }
+        // Creating a flag that exists is a conflict too, never an overwrite.
+        match store.apply(create_flag("checkout", 1)).await {
+            Err(StoreError::VersionConflict { current_version, .. }) => assert_eq!(current_version, 1),
+            other => panic!("expected a version conflict, got {other:?}"),
+        }
+    }
+    each_backend!(check);
+}
+
+#[tokio::test]
+async fn a_failed_change_leaves_nothing_behind() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        store.apply(create_flag("existing", 0)).await.unwrap();
+        // The second configuration write conflicts, after the first one and the audit
+        // entry were written inside the transaction.
+        let mut change = create_flag("fresh", 1);
+        change.configs.push(ConfigWrite {
+            environment: env("production"),
+            flag: flag("existing"),
+            expected_version: Some(42),
+            config: Some(config("ENABLED")),
+        });
+        assert!(matches!(store.apply(change).await, Err(StoreError::VersionConflict { .. })));
+        let state = store.load_environment(&project(), &env("production")).await.unwrap();
+        assert_eq!(state.environment.revision, 1);
+        assert_eq!(state.flags.len(), 1);
+        assert_eq!(state.configs.len(), 1);
+        let log = store.audit_log(AuditFilter::default()).await.unwrap();
+        assert!(log.iter().all(|record| record.entry.resource_key != "fresh"));
+    }
+    each_backend!(check);
+}
+
+#[tokio::test]
+async fn a_stale_environment_revision_is_refused() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        store.apply(create_flag("a", 0)).await.unwrap();
+        assert!(matches!(
+            store.apply(create_flag("b", 0)).await,
+            Err(StoreError::RevisionConflict { .. })
+        ));
+        assert!(matches!(
+            store.apply(ChangeSet { environments: vec![(env("nowhere"), 0)], ..create_flag("c", 0) }).await,
+            Err(StoreError::NotFound { kind: "environment", .. })
+        ));
+    }
+    each_backend!(check);
+}
+
+#[tokio::test]
+async fn deleting_a_flag_removes_it_everywhere_and_keeps_history() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        store.apply(create_flag("gone", 0)).await.unwrap();
+        let delete = ChangeSet {
+            project: project(),
+            environments: vec![(env("production"), 1)],
+            flags: vec![FlagWrite::Delete(flag("gone"))],
+            configs: vec![ConfigWrite {
+                environment: env("production"),
+                flag: flag("gone"),
+                expected_version: Some(1),
+                config: None,
+            }],
+            segments: vec![],
+            audit: audit("flag.delete", "gone"),
+            at: 11,
+        };
+        store.apply(delete).await.unwrap();
+        let state = store.load_environment(&project(), &env("production")).await.unwrap();
+        assert!(state.flags.is_empty() && state.configs.is_empty());
+        let history = store.flag_history(&project(), &env("production"), &flag("gone")).await.unwrap();
+        assert_eq!(history[0].config, None);
+        assert_eq!(history[0].version, 2);
+        // Re-created, its versions go on counting.
+        let applied = store.apply(create_flag("gone", 2)).await.unwrap();
+        assert_eq!(applied.config_versions[0].2, 3);
+    }
+    each_backend!(check);
+}
+
+#[tokio::test]
+async fn segments_are_versioned_per_environment() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        let key = SegmentKey::parse("beta-users").unwrap();
+        let write = |expected, rule: serde_json::Value, revision| ChangeSet {
+            project: project(),
+            environments: vec![(env("production"), revision)],
+            flags: vec![],
+            configs: vec![],
+            segments: vec![SegmentWrite {
+                environment: env("production"),
+                key: key.clone(),
+                expected_version: expected,
+                segment: Some(("Beta".to_owned(), rule)),
+            }],
+            audit: audit("segment.upsert", "beta-users"),
+            at: 12,
+        };
+        store.apply(write(None, json!({"in": [1, [1]]}), 0)).await.unwrap();
+        store.apply(write(Some(1), json!({"in": [2, [2]]}), 1)).await.unwrap();
+        assert!(matches!(
+            store.apply(write(Some(1), json!(true), 2)).await,
+            Err(StoreError::VersionConflict { kind: "segment", current_version: 2, .. })
+        ));
+        let state = store.load_environment(&project(), &env("production")).await.unwrap();
+        assert_eq!(state.segments.len(), 1);
+        assert_eq!(state.segments[0].rule, json!({"in": [2, [2]]}));
+        let staging = store.load_environment(&project(), &env("staging")).await.unwrap();
+        assert!(staging.segments.is_empty());
+    }
+    each_backend!(check);
+}
+
+#[tokio::test]
+async fn a_new_environment_gets_every_flag_disabled() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        // Flags live in the oldest environment the new one copies from.
+        let mut change = create_flag("copied", 0);
+        change.environments = vec![(env("development"), 0)];
+        change.configs[0].environment = env("development");
+        change.configs[0].config = Some(json!({
+            "state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on",
+            "targeting": {"if": [true, "off"]}
+        }));
+        store.apply(change).await.unwrap();
+        let created = store
+            .create_environment(
+                NewEnvironment { project: project(), key: env("qa"), name: "QA".to_owned(), created_at: 20 },
+                audit("environment.create", "qa"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(created.name, "QA");
+        let state = store.load_environment(&project(), &env("qa")).await.unwrap();
+        assert_eq!(state.configs.len(), 1);
+        assert_eq!(
+            state.configs[0].config,
+            json!({"state": "DISABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"})
+        );
+        assert!(matches!(
+            store
+                .create_environment(
+                    NewEnvironment { project: project(), key: env("qa"), name: "QA".to_owned(), created_at: 21 },
+                    audit("environment.create", "qa"),
+                )
+                .await,
+            Err(StoreError::AlreadyExists { .. })
+        ));
+    }
+    each_backend!(check);
+}
+
+#[tokio::test]
+async fn tokens_rotate_and_revoke() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        let mut sdk = token("sdk1", Role::Sdk, "hash-sdk1");
+        sdk.project = Some(project());
+        sdk.environment = Some(env("production"));
+        store.create_token(sdk.clone(), audit("token.create", "sdk1")).await.unwrap();
+        assert_eq!(store.token_by_hash("hash-sdk1").await.unwrap(), Some(sdk.clone()));
+
+        let replacement = TokenRecord { id: "sdk2".to_owned(), hash: "hash-sdk2".to_owned(), ..sdk.clone() };
+        store.rotate_token("sdk1", 500, replacement, audit("token.rotate", "sdk1")).await.unwrap();
+        let old = store.token_by_id("sdk1").await.unwrap();
+        assert_eq!(old.expires_at, Some(500));
+        assert!(old.is_valid_at(499) && !old.is_valid_at(500));
+        assert!(store.token_by_id("sdk2").await.unwrap().is_valid_at(10_000));
+
+        store.revoke_token("sdk2", 600, audit("token.revoke", "sdk2")).await.unwrap();
+        assert!(!store.token_by_id("sdk2").await.unwrap().is_valid_at(601));
+        assert!(matches!(
+            store.revoke_token("sdk2", 601, audit("token.revoke", "sdk2")).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert_eq!(store.list_tokens().await.unwrap().len(), 3);
+    }
+    each_backend!(check);
+}
+
+#[tokio::test]
+async fn a_schedule_settles_once() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        let schedule = NewSchedule {
+            project: project(),
+            environment: env("production"),
+            flag: flag("checkout"),
+            run_at: 1_000,
+            action: json!({"kind": "enable"}),
+            created_by: "tester".to_owned(),
+            created_at: 10,
+        };
+        let created = store.create_schedule(schedule, audit("schedule.create", "checkout")).await.unwrap();
+        assert!(store.due_schedules(999).await.unwrap().is_empty());
+        let due = store.due_schedules(1_000).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].id, created.id);
+        assert!(store.settle_schedule(created.id, ScheduleOutcome::Applied, 1_001).await.unwrap());
+        assert!(!store.settle_schedule(created.id, ScheduleOutcome::Applied, 1_002).await.unwrap());
+        assert!(store.due_schedules(2_000).await.unwrap().is_empty());
+        let listed = store.list_schedules(&project(), &env("production")).await.unwrap();
+        assert_eq!(listed[0].status, ScheduleStatus::Applied);
+        assert_eq!(listed[0].settled_at, Some(1_001));
+    }
+    each_backend!(check);
+}
+
+#[tokio::test]
+async fn concurrent_writers_never_lose_an_acknowledged_change() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        store.apply(create_flag("counter", 0)).await.unwrap();
+        // Eight writers race to bump one flag from the version they read; each success
+        // must be visible as exactly one version, and every failure must be a conflict.
+        let mut tasks = Vec::new();
+        for writer in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut successes = 0;
+                for _ in 0..5 {
+                    let state = store.load_environment(&project(), &env("production")).await.unwrap();
+                    let version = state.configs[0].version;
+                    let mut change = create_flag("counter", state.environment.revision);
+                    change.flags.clear();
+                    change.configs[0].expected_version = Some(version);
+                    change.configs[0].config = Some(json!({"state": "ENABLED", "variants": {"w": writer}, "defaultVariant": "w"}));
+                    match store.apply(change).await {
+                        Ok(_) => successes += 1,
+                        Err(StoreError::VersionConflict { .. } | StoreError::RevisionConflict { .. }) => {}
+                        Err(other) => panic!("unexpected error {other:?}"),
+                    }
+                }
+                successes
+            }));
+        }
+        let mut successes = 0;
+        for task in tasks {
+            successes += task.await.unwrap();
+        }
+        let history = store.flag_history(&project(), &env("production"), &flag("counter")).await.unwrap();
+        assert!(successes >= 1);
+        assert_eq!(history.len(), 1 + successes);
+        let state = store.load_environment(&project(), &env("production")).await.unwrap();
+        assert_eq!(state.configs[0].version, 1 + successes as i64);
+    }
+    each_backend!(check);
+}
