@@ -10,11 +10,15 @@ fn check(kind: &str, text: &str, max_len: usize) -> Result<(), InvalidKey> {
         return Err(InvalidKey(format!("{kind} must not be empty")));
     }
     if text.len() > max_len {
-        return Err(InvalidKey(format!("{kind} must be at most {max_len} characters")));
+        return Err(InvalidKey(format!(
+            "{kind} must be at most {max_len} characters"
+        )));
     }
     let first = text.as_bytes()[0];
     if !first.is_ascii_alphanumeric() {
-        return Err(InvalidKey(format!("{kind} must start with a letter or a digit")));
+        return Err(InvalidKey(format!(
+            "{kind} must start with a letter or a digit"
+        )));
     }
     if let Some(bad) = text
         .chars()
@@ -48,6 +52,14 @@ macro_rules! key_type {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
+            }
+        }
+
+        // Keys hash like the text they hold, so maps keyed by them can be read with a
+        // plain `&str` without building a key.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
             }
         }
 
@@ -86,7 +98,10 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_keys() {
-        assert_eq!(FlagKey::parse("new-checkout").unwrap().as_str(), "new-checkout");
+        assert_eq!(
+            FlagKey::parse("new-checkout").unwrap().as_str(),
+            "new-checkout"
+        );
         assert!(FlagKey::parse("myBoolFlag_2.v1").is_ok());
     }
 
@@ -100,7 +115,12 @@ mod tests {
             EnvironmentKey::parse("-prod").unwrap_err().to_string(),
             "environment key must start with a letter or a digit"
         );
-        assert!(ProjectKey::parse("a b").unwrap_err().to_string().contains("' '"));
+        assert!(
+            ProjectKey::parse("a b")
+                .unwrap_err()
+                .to_string()
+                .contains("' '")
+        );
         assert!(FlagKey::parse("x".repeat(129)).is_err());
     }
 }

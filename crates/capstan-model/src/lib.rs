@@ -55,9 +55,14 @@ impl FlagType {
     /// creates a flag. Mixed variants have no single type.
     pub fn infer<'a>(mut values: impl Iterator<Item = &'a Value>) -> Option<FlagType> {
         let first = values.next()?;
-        let ty = [FlagType::Boolean, FlagType::String, FlagType::Number, FlagType::Object]
-            .into_iter()
-            .find(|ty| ty.accepts(first))?;
+        let ty = [
+            FlagType::Boolean,
+            FlagType::String,
+            FlagType::Number,
+            FlagType::Object,
+        ]
+        .into_iter()
+        .find(|ty| ty.accepts(first))?;
         values.all(|value| ty.accepts(value)).then_some(ty)
     }
 }

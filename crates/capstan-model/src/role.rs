@@ -76,7 +76,13 @@ mod tests {
 
     #[test]
     fn parse_round_trip() {
-        for role in [Role::Admin, Role::Editor, Role::Viewer, Role::Sdk, Role::Client] {
+        for role in [
+            Role::Admin,
+            Role::Editor,
+            Role::Viewer,
+            Role::Sdk,
+            Role::Client,
+        ] {
             assert_eq!(Role::parse(role.as_str()).unwrap(), role);
         }
         assert!(Role::parse("root").is_err());

@@ -1,1 +1,216 @@
-//! The server.
+//! Capstan's control plane: the HTTP API, OFREP evaluation, auth, audit, metrics and
+//! the background controllers. See ARCHITECTURE.md for the map.
+//!
+//! Handlers hold no logic of their own beyond parsing and authorisation: writes go
+//! through [`mutations::mutate`], reads through the compiled [`environments`].
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod environments;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod mutations;
+pub mod ofrep;
+pub mod rate_limit;
+pub mod scheduler;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use capstan_model::{EnvironmentKey, ProjectKey, Role, TokenName};
+use capstan_store::{Bootstrap, BootstrapOutcome, SqlStore, Store, TokenRecord};
+use secrecy::ExposeSecret;
+
+use clock::Clock;
+pub use config::ServeConfig;
+use error::ApiError;
+use state::{AppState, Settings};
+
+/// The whole HTTP application. Tests drive it without a socket; `start` serves it.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(ofrep::router())
+        .merge(api::projects::router())
+        .merge(api::flags::router())
+        .merge(api::segments::router())
+        .merge(api::schedules::router())
+        .merge(api::flagd::router())
+        .merge(api::tokens::router())
+        .merge(api::audit::router())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_request,
+        ))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound {
+        kind: "route",
+        key: "this path".to_owned(),
+    }
+}
+
+async fn record_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = match *request.method() {
+        axum::http::Method::GET => "GET",
+        axum::http::Method::POST => "POST",
+        axum::http::Method::PUT => "PUT",
+        axum::http::Method::PATCH => "PATCH",
+        axum::http::Method::DELETE => "DELETE",
+        _ => "OTHER",
+    };
+    let response = next.run(request).await;
+    state.metrics.record_request(
+        &route,
+        method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// The project and environments an empty store starts with.
+const DEFAULT_PROJECT: &str = "default";
+const DEFAULT_ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
+
+/// Creates the default project, environments and admin token in an empty store.
+/// Returns the admin token when this call generated it (so it can be shown once).
+pub async fn bootstrap(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    token: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    if !store.is_empty().await.context("failed to read store")? {
+        return Ok(None);
+    }
+    let (secret, generated) = match token {
+        Some(token) if !token.trim().is_empty() => (token.trim().to_owned(), false),
+        _ => (auth::generate_secret(), true),
+    };
+    let now = clock.now_ms();
+    let outcome = store
+        .bootstrap(Bootstrap {
+            project: ProjectKey::parse(DEFAULT_PROJECT)?,
+            project_name: "Default".to_owned(),
+            environments: DEFAULT_ENVIRONMENTS
+                .iter()
+                .map(|key| EnvironmentKey::parse(*key))
+                .collect::<Result<_, _>>()?,
+            admin_token: TokenRecord {
+                id: auth::new_token_id(),
+                name: TokenName::parse("bootstrap-admin")?,
+                role: Role::Admin,
+                project: None,
+                environment: None,
+                hash: auth::hash_secret(&secret),
+                hint: auth::hint(&secret),
+                created_at: now,
+                expires_at: None,
+                revoked_at: None,
+                created_by: "capstan".to_owned(),
+            },
+            at: now,
+        })
+        .await
+        .context("failed to bootstrap store")?;
+    Ok((outcome == BootstrapOutcome::Created && generated).then_some(secret))
+}
+
+/// A server that is running; dropping it does not stop it, [`RunningServer::shutdown`] does.
+pub struct RunningServer {
+    pub address: SocketAddr,
+    pub state: AppState,
+    /// The admin token, when this start generated it.
+    pub generated_admin_token: Option<String>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections, lets in-flight requests finish, and waits.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.task
+            .await
+            .context("server task failed")?
+            .context("server failed")?;
+        Ok(())
+    }
+
+    /// Waits until the server stops by itself (it only does on error).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.task)
+            .await
+            .context("server task failed")?
+            .context("server failed")
+    }
+}
+
+/// Opens the store, bootstraps it if empty, and starts serving on `config.listen`.
+pub async fn start(config: &ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Result<RunningServer> {
+    let store = SqlStore::open(&config.database)
+        .await
+        .context("failed to open store")?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let bootstrap_token = config
+        .bootstrap_token
+        .as_ref()
+        .map(|token| token.expose_secret().to_owned());
+    let generated = bootstrap(store.as_ref(), clock.as_ref(), bootstrap_token.as_deref()).await?;
+    let state = AppState::new(
+        store,
+        clock,
+        Settings {
+            rotation_grace_seconds: config.rotation_grace_seconds,
+        },
+        rate_limit::RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst),
+    );
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("failed to listen on {}", config.listen))?;
+    let address = listener
+        .local_addr()
+        .context("failed to read listen address")?;
+    let (shutdown, mut stopped) = tokio::sync::watch::channel(false);
+    if config.scheduler_interval_ms > 0 {
+        tokio::spawn(scheduler::run(
+            state.clone(),
+            Duration::from_millis(config.scheduler_interval_ms),
+            shutdown.subscribe(),
+        ));
+    }
+    let app = app(state.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    Ok(RunningServer {
+        address,
+        state,
+        generated_admin_token: generated,
+        shutdown,
+        task,
+    })
+}

@@ -20,6 +20,10 @@ pub enum StoreError {
     #[error("environment {environment:?} was changed concurrently")]
     RevisionConflict { environment: String },
 
+    /// The scheduled change was already carried out, cancelled or failed elsewhere.
+    #[error("scheduled change {id} is no longer pending")]
+    AlreadySettled { id: i64 },
+
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
 
@@ -28,4 +32,16 @@ pub enum StoreError {
 
     #[error("database error")]
     Database(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Whether the database could not be reached, as opposed to refusing the request.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+            )
+        )
+    }
 }

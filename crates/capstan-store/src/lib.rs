@@ -99,7 +99,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn audit_log(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>>;
 
-    async fn create_schedule(&self, schedule: NewSchedule, audit: AuditEntry) -> Result<ScheduleRecord>;
+    async fn create_schedule(
+        &self,
+        schedule: NewSchedule,
+        audit: AuditEntry,
+    ) -> Result<ScheduleRecord>;
 
     async fn list_schedules(
         &self,

@@ -168,4 +168,3 @@ CREATE INDEX scheduled_changes_due ON scheduled_changes (status, run_at);
 "],
     },
 ];
-

@@ -93,6 +93,9 @@ pub struct ChangeSet {
     pub segments: Vec<SegmentWrite>,
     pub audit: AuditEntry,
     pub at: i64,
+    /// A pending scheduled change this change carries out; it is marked applied in the
+    /// same transaction, so a schedule takes effect exactly once across replicas.
+    pub settles_schedule: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

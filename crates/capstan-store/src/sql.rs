@@ -101,10 +101,15 @@ impl SqlStore {
             .await?;
         let current: i64 = row.try_get("version")?;
         for migration in MIGRATIONS {
-            if migration.version <= current || up_to.is_some_and(|limit| migration.version > limit) {
+            if migration.version <= current || up_to.is_some_and(|limit| migration.version > limit)
+            {
                 continue;
             }
-            tracing::info!(version = migration.version, migration.description, "migrating store");
+            tracing::info!(
+                version = migration.version,
+                migration.description,
+                "migrating store"
+            );
             for part in migration.sql(self.backend) {
                 tx.execute(*part).await?;
             }
@@ -139,13 +144,16 @@ impl SqlStore {
         if updated.rows_affected() == 1 {
             return Ok(());
         }
-        let exists = sqlx::query("SELECT revision FROM environments WHERE project = $1 AND key = $2")
-            .bind(project.as_str())
-            .bind(environment.as_str())
-            .fetch_optional(&mut **tx)
-            .await?;
+        let exists =
+            sqlx::query("SELECT revision FROM environments WHERE project = $1 AND key = $2")
+                .bind(project.as_str())
+                .bind(environment.as_str())
+                .fetch_optional(&mut **tx)
+                .await?;
         match exists {
-            Some(_) => Err(StoreError::RevisionConflict { environment: environment.to_string() }),
+            Some(_) => Err(StoreError::RevisionConflict {
+                environment: environment.to_string(),
+            }),
             None => Err(not_found("environment", environment)),
         }
     }
@@ -160,7 +168,12 @@ impl SqlStore {
         .bind(&entry.actor)
         .bind(&entry.action)
         .bind(entry.project.as_ref().map(|key| key.as_str().to_owned()))
-        .bind(entry.environment.as_ref().map(|key| key.as_str().to_owned()))
+        .bind(
+            entry
+                .environment
+                .as_ref()
+                .map(|key| key.as_str().to_owned()),
+        )
         .bind(&entry.resource_kind)
         .bind(&entry.resource_key)
         .bind(entry.before.as_ref().map(Value::to_string))
@@ -337,12 +350,14 @@ impl SqlStore {
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM segments WHERE project = $1 AND environment = $2 AND key = $3")
-                    .bind(project.as_str())
-                    .bind(write.environment.as_str())
-                    .bind(write.key.as_str())
-                    .execute(&mut **tx)
-                    .await?;
+                sqlx::query(
+                    "DELETE FROM segments WHERE project = $1 AND environment = $2 AND key = $3",
+                )
+                .bind(project.as_str())
+                .bind(write.environment.as_str())
+                .bind(write.key.as_str())
+                .execute(&mut **tx)
+                .await?;
             }
         }
         Ok(())
@@ -418,14 +433,19 @@ fn normalise_url(url: &str) -> (Backend, String) {
 }
 
 fn not_found(kind: &'static str, key: impl ToString) -> StoreError {
-    StoreError::NotFound { kind, key: key.to_string() }
+    StoreError::NotFound {
+        kind,
+        key: key.to_string(),
+    }
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Database(error) => {
             error.is_unique_violation()
-                || error.code().is_some_and(|code| code == "23505" || code == "1555" || code == "2067")
+                || error
+                    .code()
+                    .is_some_and(|code| code == "23505" || code == "1555" || code == "2067")
         }
         _ => false,
     }
@@ -447,7 +467,11 @@ fn optional_json_column(row: &AnyRow, column: &str) -> Result<Option<Value>> {
         .map_err(|error| corrupt(format!("column {column}: {error}")))
 }
 
-fn key_column<K>(row: &AnyRow, column: &str, parse: fn(String) -> Result<K, capstan_model::InvalidKey>) -> Result<K> {
+fn key_column<K>(
+    row: &AnyRow,
+    column: &str,
+    parse: fn(String) -> Result<K, capstan_model::InvalidKey>,
+) -> Result<K> {
     let text: String = row.try_get(column)?;
     parse(text).map_err(corrupt)
 }
@@ -475,7 +499,8 @@ fn flag_from_row(row: &AnyRow) -> Result<FlagRecord> {
     let flag_type: String = row.try_get("flag_type")?;
     Ok(FlagRecord {
         key: key_column(row, "key", FlagKey::parse)?,
-        flag_type: FlagType::parse(&flag_type).ok_or_else(|| corrupt(format!("flag type {flag_type:?}")))?,
+        flag_type: FlagType::parse(&flag_type)
+            .ok_or_else(|| corrupt(format!("flag type {flag_type:?}")))?,
         description: row.try_get("description")?,
         client_visible: row.try_get::<i64, _>("client_visible")? != 0,
         created_at: row.try_get("created_at")?,
@@ -529,7 +554,8 @@ fn schedule_from_row(row: &AnyRow) -> Result<ScheduleRecord> {
             created_by: row.try_get("created_by")?,
             created_at: row.try_get("created_at")?,
         },
-        status: ScheduleStatus::parse(&status).ok_or_else(|| corrupt(format!("schedule status {status:?}")))?,
+        status: ScheduleStatus::parse(&status)
+            .ok_or_else(|| corrupt(format!("schedule status {status:?}")))?,
         settled_at: row.try_get("settled_at")?,
         error: row.try_get("error")?,
     })
@@ -550,7 +576,9 @@ impl Store for SqlStore {
     }
 
     async fn is_empty(&self) -> Result<bool> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM projects").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM projects")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get::<i64, _>("n")? == 0)
     }
 
@@ -568,8 +596,14 @@ impl Store for SqlStore {
             return Ok(BootstrapOutcome::AlreadyBootstrapped);
         }
         for environment in &bootstrap.environments {
-            Self::insert_environment(&mut tx, &bootstrap.project, environment, environment.as_str(), bootstrap.at)
-                .await?;
+            Self::insert_environment(
+                &mut tx,
+                &bootstrap.project,
+                environment,
+                environment.as_str(),
+                bootstrap.at,
+            )
+            .await?;
         }
         Self::insert_token(&mut tx, &bootstrap.admin_token).await?;
         Self::insert_audit(
@@ -617,13 +651,23 @@ impl Store for SqlStore {
         .bind(project.as_str())
         .fetch_all(&self.pool)
         .await?;
-        if rows.is_empty() && !self.list_projects().await?.iter().any(|p| &p.key == project) {
+        if rows.is_empty()
+            && !self
+                .list_projects()
+                .await?
+                .iter()
+                .any(|p| &p.key == project)
+        {
             return Err(not_found("project", project));
         }
         rows.iter().map(environment_from_row).collect()
     }
 
-    async fn create_environment(&self, new: NewEnvironment, audit: AuditEntry) -> Result<EnvironmentRecord> {
+    async fn create_environment(
+        &self,
+        new: NewEnvironment,
+        audit: AuditEntry,
+    ) -> Result<EnvironmentRecord> {
         let mut tx = self.pool.begin().await?;
         let project_exists = sqlx::query("SELECT key FROM projects WHERE key = $1")
             .bind(new.project.as_str())
@@ -633,9 +677,14 @@ impl Store for SqlStore {
         if !project_exists {
             return Err(not_found("project", &new.project));
         }
-        match Self::insert_environment(&mut tx, &new.project, &new.key, &new.name, new.created_at).await {
+        match Self::insert_environment(&mut tx, &new.project, &new.key, &new.name, new.created_at)
+            .await
+        {
             Err(StoreError::Database(error)) if is_unique_violation(&error) => {
-                return Err(StoreError::AlreadyExists { kind: "environment", key: new.key.to_string() });
+                return Err(StoreError::AlreadyExists {
+                    kind: "environment",
+                    key: new.key.to_string(),
+                });
             }
             other => other?,
         }
@@ -684,7 +733,8 @@ impl Store for SqlStore {
         // One read transaction, so the revision matches the rows read with it.
         let mut tx = self.pool.begin().await?;
         if self.backend == Backend::Postgres {
-            tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").await?;
+            tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await?;
         }
         let row = sqlx::query(
             "SELECT project, key, name, revision, created_at FROM environments WHERE project = $1 AND key = $2",
@@ -743,11 +793,23 @@ impl Store for SqlStore {
         })
         .collect::<Result<Vec<_>>>()?;
         tx.commit().await?;
-        Ok(EnvironmentState { environment: environment_record, flags, configs, segments })
+        Ok(EnvironmentState {
+            environment: environment_record,
+            flags,
+            configs,
+            segments,
+        })
     }
 
-    async fn environment_revision(&self, project: &ProjectKey, environment: &EnvironmentKey) -> Result<i64> {
-        Ok(self.environment_record(project, environment).await?.revision)
+    async fn environment_revision(
+        &self,
+        project: &ProjectKey,
+        environment: &EnvironmentKey,
+    ) -> Result<i64> {
+        Ok(self
+            .environment_record(project, environment)
+            .await?
+            .revision)
     }
 
     async fn apply(&self, change: ChangeSet) -> Result<AppliedChange> {
@@ -765,7 +827,8 @@ impl Store for SqlStore {
         }
         let mut config_versions = Vec::with_capacity(change.configs.len());
         for write in &change.configs {
-            let version = Self::write_config(&mut tx, &change.project, write, audit_id, change.at).await?;
+            let version =
+                Self::write_config(&mut tx, &change.project, write, audit_id, change.at).await?;
             config_versions.push((write.environment.clone(), write.flag.clone(), version));
         }
         for write in &change.flags {
@@ -776,8 +839,23 @@ impl Store for SqlStore {
         for write in &change.segments {
             Self::write_segment(&mut tx, &change.project, write, change.at).await?;
         }
+        if let Some(id) = change.settles_schedule {
+            let settled = sqlx::query(
+                "UPDATE scheduled_changes SET status = 'applied', settled_at = $2 WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(id)
+            .bind(change.at)
+            .execute(&mut *tx)
+            .await?;
+            if settled.rows_affected() == 0 {
+                return Err(StoreError::AlreadySettled { id });
+            }
+        }
         tx.commit().await?;
-        Ok(AppliedChange { audit_id, config_versions })
+        Ok(AppliedChange {
+            audit_id,
+            config_versions,
+        })
     }
 
     async fn flag_history(
@@ -870,11 +948,12 @@ impl Store for SqlStore {
 
     async fn revoke_token(&self, id: &str, at: i64, audit: AuditEntry) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+        let updated =
+            sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
         if updated.rows_affected() == 0 {
             return Err(not_found("token", id));
         }
@@ -900,7 +979,11 @@ impl Store for SqlStore {
         rows.iter().map(audit_from_row).collect()
     }
 
-    async fn create_schedule(&self, schedule: NewSchedule, audit: AuditEntry) -> Result<ScheduleRecord> {
+    async fn create_schedule(
+        &self,
+        schedule: NewSchedule,
+        audit: AuditEntry,
+    ) -> Result<ScheduleRecord> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO scheduled_changes (project, environment, flag, run_at, action, status, \
@@ -921,7 +1004,11 @@ impl Store for SqlStore {
         Ok(record)
     }
 
-    async fn list_schedules(&self, project: &ProjectKey, environment: &EnvironmentKey) -> Result<Vec<ScheduleRecord>> {
+    async fn list_schedules(
+        &self,
+        project: &ProjectKey,
+        environment: &EnvironmentKey,
+    ) -> Result<Vec<ScheduleRecord>> {
         let rows = sqlx::query(&format!(
             "SELECT {SCHEDULE_COLUMNS} FROM scheduled_changes WHERE project = $1 AND environment = $2 \
              ORDER BY run_at, id"

@@ -37,7 +37,10 @@ pub struct TestDatabase {
 enum Cleanup {
     /// The temporary directory that holds the SQLite file and its WAL.
     Sqlite(std::path::PathBuf),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 fn unique_suffix() -> String {
@@ -46,7 +49,12 @@ fn unique_suffix() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_nanos())
         .unwrap_or_default();
-    format!("{}_{}_{}", std::process::id(), nanos, COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        nanos,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 impl TestDatabase {
@@ -57,7 +65,10 @@ impl TestDatabase {
                 let dir = std::env::temp_dir().join(format!("capstan-test-{}", unique_suffix()));
                 std::fs::create_dir_all(&dir).expect("failed to create test directory");
                 let url = dir.join("capstan.db").display().to_string();
-                TestDatabase { url, cleanup: Cleanup::Sqlite(dir) }
+                TestDatabase {
+                    url,
+                    cleanup: Cleanup::Sqlite(dir),
+                }
             }
             TestBackend::Postgres(admin_url) => {
                 let name = format!("capstan_test_{}", unique_suffix());
@@ -67,7 +78,13 @@ impl TestDatabase {
                     .await
                     .expect("failed to create test database");
                 let url = with_database(admin_url, &name);
-                TestDatabase { url, cleanup: Cleanup::Postgres { admin_url: admin_url.clone(), name } }
+                TestDatabase {
+                    url,
+                    cleanup: Cleanup::Postgres {
+                        admin_url: admin_url.clone(),
+                        name,
+                    },
+                }
             }
         }
     }
@@ -110,7 +127,9 @@ impl Drop for TestDatabase {
             let statement = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
             // Drop cannot await; a short-lived runtime on its own thread does the work.
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
                 if let Ok(runtime) = runtime {
                     runtime.block_on(async {
                         let mut admin = connect(&admin_url).await;

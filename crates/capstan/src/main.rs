@@ -1,1 +1,86 @@
-fn main() {}
+//! The `capstan` binary: `capstan serve` runs the control plane; every other command is
+//! a client of a running server's API.
+
+mod cli;
+mod client;
+mod output;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: failed to start runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(config) => serve(config).await,
+            command => cli::run(&cli.global, command).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: capstan_server::ServeConfig) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAPSTAN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let server =
+        capstan_server::start(&config, Arc::new(capstan_server::clock::SystemClock)).await?;
+    if let Some(token) = &server.generated_admin_token {
+        println!(
+            "Created project \"default\" with environments development, staging and production."
+        );
+        println!("Admin token (shown once; keep it safe): {token}");
+    }
+    tracing::info!(address = %server.address, store = server.state.store.backend().as_str(), "capstan is serving");
+    // One stable line on stdout, for people and for scripts that start Capstan on port 0.
+    println!("Listening on http://{}", server.address);
+    let mut server = server;
+    tokio::select! {
+        result = server.wait() => return result,
+        signal = shutdown_signal() => signal?,
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+    server.shutdown().await
+}
+
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("failed to listen for SIGTERM")?;
+        tokio::select! {
+            result = interrupt => result.context("failed to listen for SIGINT")?,
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await.context("failed to listen for ctrl-c")?;
+    Ok(())
+}

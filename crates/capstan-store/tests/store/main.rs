@@ -11,7 +11,9 @@ macro_rules! each_backend {
     ($check:ident) => {
         for backend in backends() {
             let database = TestDatabase::new(&backend).await;
-            let store = SqlStore::open(&database.url).await.expect("failed to open store");
+            let store = SqlStore::open(&database.url)
+                .await
+                .expect("failed to open store");
             $check(&store, &backend).await;
         }
     };
@@ -102,6 +104,7 @@ fn create_flag(key: &str, revision: i64) -> ChangeSet {
         segments: vec![],
         audit: audit("flag.create", key),
         at: 10,
+        settles_schedule: None,
     }
 }
 
@@ -133,7 +136,15 @@ async fn bootstrap_creates_the_project_once() {
         sorted.sort();
         assert_eq!(sorted, ["development", "production", "staging"]);
         assert!(store.token_by_hash("hash-admin2").await.unwrap().is_none());
-        assert_eq!(store.token_by_hash("hash-admin").await.unwrap().unwrap().role, Role::Admin);
+        assert_eq!(
+            store
+                .token_by_hash("hash-admin")
+                .await
+                .unwrap()
+                .unwrap()
+                .role,
+            Role::Admin
+        );
     }
     each_backend!(check);
 }
@@ -142,18 +153,29 @@ async fn bootstrap_creates_the_project_once() {
 async fn an_older_schema_upgrades_and_keeps_its_data() {
     for backend in backends() {
         let database = TestDatabase::new(&backend).await;
-        let old = SqlStore::open_with(&database.url, OpenOptions { migrate_up_to: Some(1) })
-            .await
-            .unwrap();
+        let old = SqlStore::open_with(
+            &database.url,
+            OpenOptions {
+                migrate_up_to: Some(1),
+            },
+        )
+        .await
+        .unwrap();
         assert_eq!(old.schema_version().await.unwrap(), 1);
         bootstrapped(&old).await;
         old.apply(create_flag("kept", 0)).await.unwrap();
         drop(old);
 
         let upgraded = SqlStore::open(&database.url).await.unwrap();
-        assert_eq!(upgraded.schema_version().await.unwrap(), SqlStore::latest_schema_version());
+        assert_eq!(
+            upgraded.schema_version().await.unwrap(),
+            SqlStore::latest_schema_version()
+        );
         assert!(SqlStore::latest_schema_version() >= 2);
-        let state = upgraded.load_environment(&project(), &env("production")).await.unwrap();
+        let state = upgraded
+            .load_environment(&project(), &env("production"))
+            .await
+            .unwrap();
         assert_eq!(state.configs.len(), 1);
         assert_eq!(state.configs[0].flag.as_str(), "kept");
         // The table the second migration adds works.
@@ -166,8 +188,14 @@ async fn applies_a_change_and_records_its_version_and_audit() {
     async fn check(store: &SqlStore, _: &TestBackend) {
         bootstrapped(store).await;
         let applied = store.apply(create_flag("checkout", 0)).await.unwrap();
-        assert_eq!(applied.config_versions, vec![(env("production"), flag("checkout"), 1)]);
-        let state = store.load_environment(&project(), &env("production")).await.unwrap();
+        assert_eq!(
+            applied.config_versions,
+            vec![(env("production"), flag("checkout"), 1)]
+        );
+        let state = store
+            .load_environment(&project(), &env("production"))
+            .await
+            .unwrap();
         assert_eq!(state.environment.revision, 1);
         assert_eq!(state.flags, vec![boolean_flag("checkout")]);
         assert_eq!(state.configs[0].config, config("DISABLED"));
@@ -180,14 +208,23 @@ async fn applies_a_change_and_records_its_version_and_audit() {
         enable.audit.action = "flag.enable".to_owned();
         store.apply(enable).await.unwrap();
 
-        let history = store.flag_history(&project(), &env("production"), &flag("checkout")).await.unwrap();
-        assert_eq!(history.iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1]);
+        let history = store
+            .flag_history(&project(), &env("production"), &flag("checkout"))
+            .await
+            .unwrap();
+        assert_eq!(
+            history.iter().map(|v| v.version).collect::<Vec<_>>(),
+            [2, 1]
+        );
         assert_eq!(history[0].config, Some(config("ENABLED")));
         assert_eq!(history[0].action, "flag.enable");
         assert_eq!(history[1].actor, "tester");
 
         let log = store
-            .audit_log(AuditFilter { resource_key: Some("checkout".to_owned()), ..Default::default() })
+            .audit_log(AuditFilter {
+                resource_key: Some("checkout".to_owned()),
+                ..Default::default()
+            })
             .await
             .unwrap();
         assert_eq!(log.len(), 2);
@@ -205,12 +242,16 @@ async fn a_stale_version_loses_with_the_current_version() {
         stale.flags.clear();
         stale.configs[0].expected_version = Some(7);
         match store.apply(stale).await {
-            Err(StoreError::VersionConflict { current_version, .. }) => assert_eq!(current_version, 1),
+            Err(StoreError::VersionConflict {
+                current_version, ..
+            }) => assert_eq!(current_version, 1),
             other => panic!("expected a version conflict, got {other:?}"),
         }
         // Creating a flag that exists is a conflict too, never an overwrite.
         match store.apply(create_flag("checkout", 1)).await {
-            Err(StoreError::VersionConflict { current_version, .. }) => assert_eq!(current_version, 1),
+            Err(StoreError::VersionConflict {
+                current_version, ..
+            }) => assert_eq!(current_version, 1),
             other => panic!("expected a version conflict, got {other:?}"),
         }
     }
@@ -231,13 +272,22 @@ async fn a_failed_change_leaves_nothing_behind() {
             expected_version: Some(42),
             config: Some(config("ENABLED")),
         });
-        assert!(matches!(store.apply(change).await, Err(StoreError::VersionConflict { .. })));
-        let state = store.load_environment(&project(), &env("production")).await.unwrap();
+        assert!(matches!(
+            store.apply(change).await,
+            Err(StoreError::VersionConflict { .. })
+        ));
+        let state = store
+            .load_environment(&project(), &env("production"))
+            .await
+            .unwrap();
         assert_eq!(state.environment.revision, 1);
         assert_eq!(state.flags.len(), 1);
         assert_eq!(state.configs.len(), 1);
         let log = store.audit_log(AuditFilter::default()).await.unwrap();
-        assert!(log.iter().all(|record| record.entry.resource_key != "fresh"));
+        assert!(
+            log.iter()
+                .all(|record| record.entry.resource_key != "fresh")
+        );
     }
     each_backend!(check);
 }
@@ -252,8 +302,16 @@ async fn a_stale_environment_revision_is_refused() {
             Err(StoreError::RevisionConflict { .. })
         ));
         assert!(matches!(
-            store.apply(ChangeSet { environments: vec![(env("nowhere"), 0)], ..create_flag("c", 0) }).await,
-            Err(StoreError::NotFound { kind: "environment", .. })
+            store
+                .apply(ChangeSet {
+                    environments: vec![(env("nowhere"), 0)],
+                    ..create_flag("c", 0)
+                })
+                .await,
+            Err(StoreError::NotFound {
+                kind: "environment",
+                ..
+            })
         ));
     }
     each_backend!(check);
@@ -277,11 +335,18 @@ async fn deleting_a_flag_removes_it_everywhere_and_keeps_history() {
             segments: vec![],
             audit: audit("flag.delete", "gone"),
             at: 11,
+            settles_schedule: None,
         };
         store.apply(delete).await.unwrap();
-        let state = store.load_environment(&project(), &env("production")).await.unwrap();
+        let state = store
+            .load_environment(&project(), &env("production"))
+            .await
+            .unwrap();
         assert!(state.flags.is_empty() && state.configs.is_empty());
-        let history = store.flag_history(&project(), &env("production"), &flag("gone")).await.unwrap();
+        let history = store
+            .flag_history(&project(), &env("production"), &flag("gone"))
+            .await
+            .unwrap();
         assert_eq!(history[0].config, None);
         assert_eq!(history[0].version, 2);
         // Re-created, its versions go on counting.
@@ -309,17 +374,34 @@ async fn segments_are_versioned_per_environment() {
             }],
             audit: audit("segment.upsert", "beta-users"),
             at: 12,
+            settles_schedule: None,
         };
-        store.apply(write(None, json!({"in": [1, [1]]}), 0)).await.unwrap();
-        store.apply(write(Some(1), json!({"in": [2, [2]]}), 1)).await.unwrap();
+        store
+            .apply(write(None, json!({"in": [1, [1]]}), 0))
+            .await
+            .unwrap();
+        store
+            .apply(write(Some(1), json!({"in": [2, [2]]}), 1))
+            .await
+            .unwrap();
         assert!(matches!(
             store.apply(write(Some(1), json!(true), 2)).await,
-            Err(StoreError::VersionConflict { kind: "segment", current_version: 2, .. })
+            Err(StoreError::VersionConflict {
+                kind: "segment",
+                current_version: 2,
+                ..
+            })
         ));
-        let state = store.load_environment(&project(), &env("production")).await.unwrap();
+        let state = store
+            .load_environment(&project(), &env("production"))
+            .await
+            .unwrap();
         assert_eq!(state.segments.len(), 1);
         assert_eq!(state.segments[0].rule, json!({"in": [2, [2]]}));
-        let staging = store.load_environment(&project(), &env("staging")).await.unwrap();
+        let staging = store
+            .load_environment(&project(), &env("staging"))
+            .await
+            .unwrap();
         assert!(staging.segments.is_empty());
     }
     each_backend!(check);
@@ -340,13 +422,21 @@ async fn a_new_environment_gets_every_flag_disabled() {
         store.apply(change).await.unwrap();
         let created = store
             .create_environment(
-                NewEnvironment { project: project(), key: env("qa"), name: "QA".to_owned(), created_at: 20 },
+                NewEnvironment {
+                    project: project(),
+                    key: env("qa"),
+                    name: "QA".to_owned(),
+                    created_at: 20,
+                },
                 audit("environment.create", "qa"),
             )
             .await
             .unwrap();
         assert_eq!(created.name, "QA");
-        let state = store.load_environment(&project(), &env("qa")).await.unwrap();
+        let state = store
+            .load_environment(&project(), &env("qa"))
+            .await
+            .unwrap();
         assert_eq!(state.configs.len(), 1);
         assert_eq!(
             state.configs[0].config,
@@ -355,7 +445,12 @@ async fn a_new_environment_gets_every_flag_disabled() {
         assert!(matches!(
             store
                 .create_environment(
-                    NewEnvironment { project: project(), key: env("qa"), name: "QA".to_owned(), created_at: 21 },
+                    NewEnvironment {
+                        project: project(),
+                        key: env("qa"),
+                        name: "QA".to_owned(),
+                        created_at: 21
+                    },
                     audit("environment.create", "qa"),
                 )
                 .await,
@@ -372,20 +467,38 @@ async fn tokens_rotate_and_revoke() {
         let mut sdk = token("sdk1", Role::Sdk, "hash-sdk1");
         sdk.project = Some(project());
         sdk.environment = Some(env("production"));
-        store.create_token(sdk.clone(), audit("token.create", "sdk1")).await.unwrap();
-        assert_eq!(store.token_by_hash("hash-sdk1").await.unwrap(), Some(sdk.clone()));
+        store
+            .create_token(sdk.clone(), audit("token.create", "sdk1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.token_by_hash("hash-sdk1").await.unwrap(),
+            Some(sdk.clone())
+        );
 
-        let replacement = TokenRecord { id: "sdk2".to_owned(), hash: "hash-sdk2".to_owned(), ..sdk.clone() };
-        store.rotate_token("sdk1", 500, replacement, audit("token.rotate", "sdk1")).await.unwrap();
+        let replacement = TokenRecord {
+            id: "sdk2".to_owned(),
+            hash: "hash-sdk2".to_owned(),
+            ..sdk.clone()
+        };
+        store
+            .rotate_token("sdk1", 500, replacement, audit("token.rotate", "sdk1"))
+            .await
+            .unwrap();
         let old = store.token_by_id("sdk1").await.unwrap();
         assert_eq!(old.expires_at, Some(500));
         assert!(old.is_valid_at(499) && !old.is_valid_at(500));
         assert!(store.token_by_id("sdk2").await.unwrap().is_valid_at(10_000));
 
-        store.revoke_token("sdk2", 600, audit("token.revoke", "sdk2")).await.unwrap();
+        store
+            .revoke_token("sdk2", 600, audit("token.revoke", "sdk2"))
+            .await
+            .unwrap();
         assert!(!store.token_by_id("sdk2").await.unwrap().is_valid_at(601));
         assert!(matches!(
-            store.revoke_token("sdk2", 601, audit("token.revoke", "sdk2")).await,
+            store
+                .revoke_token("sdk2", 601, audit("token.revoke", "sdk2"))
+                .await,
             Err(StoreError::NotFound { .. })
         ));
         assert_eq!(store.list_tokens().await.unwrap().len(), 3);
@@ -406,15 +519,46 @@ async fn a_schedule_settles_once() {
             created_by: "tester".to_owned(),
             created_at: 10,
         };
-        let created = store.create_schedule(schedule, audit("schedule.create", "checkout")).await.unwrap();
+        let created = store
+            .create_schedule(schedule, audit("schedule.create", "checkout"))
+            .await
+            .unwrap();
         assert!(store.due_schedules(999).await.unwrap().is_empty());
         let due = store.due_schedules(1_000).await.unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].id, created.id);
-        assert!(store.settle_schedule(created.id, ScheduleOutcome::Applied, 1_001).await.unwrap());
-        assert!(!store.settle_schedule(created.id, ScheduleOutcome::Applied, 1_002).await.unwrap());
+        // A change that carries the schedule out settles it in the same transaction; a
+        // second one (another replica) finds it settled and changes nothing.
+        let mut carry_out = create_flag("checkout", 0);
+        carry_out.settles_schedule = Some(created.id);
+        carry_out.at = 1_001;
+        store.apply(carry_out).await.unwrap();
+        let mut again = create_flag("other", 1);
+        again.settles_schedule = Some(created.id);
+        assert!(matches!(
+            store.apply(again).await,
+            Err(StoreError::AlreadySettled { .. })
+        ));
+        assert_eq!(
+            store
+                .load_environment(&project(), &env("production"))
+                .await
+                .unwrap()
+                .flags
+                .len(),
+            1
+        );
+        assert!(
+            !store
+                .settle_schedule(created.id, ScheduleOutcome::Applied, 1_002)
+                .await
+                .unwrap()
+        );
         assert!(store.due_schedules(2_000).await.unwrap().is_empty());
-        let listed = store.list_schedules(&project(), &env("production")).await.unwrap();
+        let listed = store
+            .list_schedules(&project(), &env("production"))
+            .await
+            .unwrap();
         assert_eq!(listed[0].status, ScheduleStatus::Applied);
         assert_eq!(listed[0].settled_at, Some(1_001));
     }
@@ -453,10 +597,16 @@ async fn concurrent_writers_never_lose_an_acknowledged_change() {
         for task in tasks {
             successes += task.await.unwrap();
         }
-        let history = store.flag_history(&project(), &env("production"), &flag("counter")).await.unwrap();
+        let history = store
+            .flag_history(&project(), &env("production"), &flag("counter"))
+            .await
+            .unwrap();
         assert!(successes >= 1);
         assert_eq!(history.len(), 1 + successes);
-        let state = store.load_environment(&project(), &env("production")).await.unwrap();
+        let state = store
+            .load_environment(&project(), &env("production"))
+            .await
+            .unwrap();
         assert_eq!(state.configs[0].version, 1 + successes as i64);
     }
     each_backend!(check);

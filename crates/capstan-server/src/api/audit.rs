@@ -1,0 +1,82 @@
+//! The audit trail: every change, who made it, when, and what it was before and after.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use capstan_model::{EnvironmentKey, ProjectKey, Role};
+use capstan_store::AuditFilter;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::body::key;
+use crate::auth::Principal;
+use crate::clock::rfc3339;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/audit", get(list))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    project: Option<String>,
+    environment: Option<String>,
+    kind: Option<String>,
+    key: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer, "read the audit trail")?;
+    let project = match (&query.project, &principal.project) {
+        (Some(text), _) => {
+            let project = key("project", text, ProjectKey::parse)?;
+            principal.require_project(&project)?;
+            Some(project)
+        }
+        (None, own) => own.clone(),
+    };
+    let environment = query
+        .environment
+        .as_deref()
+        .map(|text| key("environment", text, EnvironmentKey::parse))
+        .transpose()?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 1000"));
+    }
+    let records = state
+        .store
+        .audit_log(AuditFilter {
+            project,
+            environment,
+            resource_kind: query.kind,
+            resource_key: query.key,
+            limit: Some(limit),
+        })
+        .await?;
+    let entries: Vec<Value> = records
+        .iter()
+        .map(|record| {
+            let entry = &record.entry;
+            json!({
+                "id": record.id,
+                "at": rfc3339(entry.at),
+                "actor": entry.actor,
+                "action": entry.action,
+                "project": entry.project.as_ref().map(|p| p.as_str()),
+                "environment": entry.environment.as_ref().map(|e| e.as_str()),
+                "kind": entry.resource_kind,
+                "key": entry.resource_key,
+                "before": entry.before,
+                "after": entry.after,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "entries": entries })))
+}

@@ -1,0 +1,111 @@
+//! Projects and environments.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use capstan_model::{EnvironmentKey, Role};
+use capstan_store::{AuditEntry, EnvironmentRecord, NewEnvironment};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::body::{JsonBody, key};
+use super::flags::project_key;
+use crate::auth::Principal;
+use crate::clock::rfc3339;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/projects", get(list_projects))
+        .route(
+            "/api/v1/projects/{project}/environments",
+            get(list_environments).post(create_environment),
+        )
+}
+
+fn environment_json(environment: &EnvironmentRecord) -> Value {
+    json!({
+        "key": environment.key.as_str(),
+        "name": environment.name,
+        "revision": environment.revision,
+        "createdAt": rfc3339(environment.created_at),
+    })
+}
+
+async fn list_projects(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer, "read projects")?;
+    let projects: Vec<Value> = state
+        .store
+        .list_projects()
+        .await?
+        .iter()
+        .filter(|project| principal.project.as_ref().is_none_or(|own| own == &project.key))
+        .map(|project| json!({ "key": project.key.as_str(), "name": project.name, "createdAt": rfc3339(project.created_at) }))
+        .collect();
+    Ok(Json(json!({ "projects": projects })))
+}
+
+async fn list_environments(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(project): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer, "read environments")?;
+    let project = project_key(&principal, &project)?;
+    let environments: Vec<Value> = state
+        .store
+        .list_environments(&project)
+        .await?
+        .iter()
+        .map(environment_json)
+        .collect();
+    Ok(Json(json!({ "environments": environments })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateEnvironment {
+    key: String,
+    name: Option<String>,
+}
+
+async fn create_environment(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(project): Path<String>,
+    JsonBody(body): JsonBody<CreateEnvironment>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    principal.require(Role::Admin, "create environments")?;
+    let project = project_key(&principal, &project)?;
+    let environment = key("key", &body.key, EnvironmentKey::parse)?;
+    let name = body.name.unwrap_or_else(|| environment.to_string());
+    let now = state.clock.now_ms();
+    let record = state
+        .store
+        .create_environment(
+            NewEnvironment {
+                project: project.clone(),
+                key: environment.clone(),
+                name: name.clone(),
+                created_at: now,
+            },
+            AuditEntry {
+                at: now,
+                actor: principal.name.clone(),
+                action: "environment.create".to_owned(),
+                project: Some(project.clone()),
+                environment: Some(environment.clone()),
+                resource_kind: "environment".to_owned(),
+                resource_key: environment.to_string(),
+                before: None,
+                after: Some(json!({ "key": environment.as_str(), "name": name })),
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(environment_json(&record))))
+}

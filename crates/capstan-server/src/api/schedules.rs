@@ -1,0 +1,238 @@
+//! Scheduled changes: enable, disable or replace a flag's targeting at a given time.
+//! The scheduler (`crate::scheduler`) carries them out.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use capstan_model::Role;
+use capstan_store::{AuditEntry, NewSchedule, ScheduleRecord};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::body::JsonBody;
+use super::flags::{environment_key, flag_key, project_key};
+use crate::auth::Principal;
+use crate::clock::{parse_rfc3339, rfc3339};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/schedules",
+            get(list_for_flag).post(create),
+        )
+        .route(
+            "/api/v1/projects/{project}/environments/{environment}/schedules",
+            get(list),
+        )
+        .route(
+            "/api/v1/projects/{project}/environments/{environment}/schedules/{id}",
+            delete(cancel),
+        )
+}
+
+/// What a scheduled change does, as stored in the schedule's `action`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScheduledAction {
+    Enable,
+    Disable,
+    SetTargeting(Value),
+}
+
+impl ScheduledAction {
+    pub fn parse(action: &Value) -> Result<ScheduledAction, ApiError> {
+        match action.get("kind").and_then(Value::as_str) {
+            Some("enable") => Ok(ScheduledAction::Enable),
+            Some("disable") => Ok(ScheduledAction::Disable),
+            Some("setTargeting") => Ok(ScheduledAction::SetTargeting(
+                action.get("targeting").cloned().unwrap_or(Value::Null),
+            )),
+            Some(other) => Err(ApiError::field(
+                "action",
+                format!("unknown action {other:?}; expected enable, disable or setTargeting"),
+            )),
+            None => Err(ApiError::field("action", "is required")),
+        }
+    }
+}
+
+pub fn schedule_json(schedule: &ScheduleRecord) -> Value {
+    json!({
+        "id": schedule.id,
+        "flag": schedule.schedule.flag.as_str(),
+        "environment": schedule.schedule.environment.as_str(),
+        "at": rfc3339(schedule.schedule.run_at),
+        "action": schedule.schedule.action.get("kind"),
+        "targeting": schedule.schedule.action.get("targeting"),
+        "status": schedule.status.as_str(),
+        "createdBy": schedule.schedule.created_by,
+        "createdAt": rfc3339(schedule.schedule.created_at),
+        "settledAt": schedule.settled_at.map(rfc3339),
+        "error": schedule.error,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateSchedule {
+    /// When to act, RFC 3339.
+    at: String,
+    action: String,
+    targeting: Option<Value>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((project, environment, flag)): Path<(String, String, String)>,
+    JsonBody(body): JsonBody<CreateSchedule>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    principal.require(Role::Editor, "schedule flag changes")?;
+    let project = project_key(&principal, &project)?;
+    let environment = environment_key(&environment)?;
+    let flag = flag_key(&flag)?;
+    let run_at = parse_rfc3339(&body.at)
+        .ok_or_else(|| ApiError::field("at", "expected an RFC 3339 time"))?;
+    let mut action = json!({ "kind": body.action });
+    if let Some(targeting) = body.targeting {
+        action["targeting"] = targeting;
+    }
+    let parsed = ScheduledAction::parse(&action)?;
+    if let ScheduledAction::SetTargeting(targeting) = &parsed {
+        // The targeting must compile now, not fail silently when the time comes.
+        let snapshot = state.environments.get(&project, &environment).await?;
+        let mut next = snapshot.state.clone();
+        let config = next
+            .configs
+            .iter_mut()
+            .find(|config| config.flag == flag)
+            .ok_or_else(|| ApiError::NotFound {
+                kind: "flag",
+                key: flag.to_string(),
+            })?;
+        config.config["targeting"] = targeting.clone();
+        crate::environments::compile(&next)
+            .map_err(|error| ApiError::InvalidDefinition(error.to_string()))?;
+    } else {
+        let snapshot = state.environments.get(&project, &environment).await?;
+        if !snapshot
+            .state
+            .configs
+            .iter()
+            .any(|config| config.flag == flag)
+        {
+            return Err(ApiError::NotFound {
+                kind: "flag",
+                key: flag.to_string(),
+            });
+        }
+    }
+    let now = state.clock.now_ms();
+    let schedule = NewSchedule {
+        project: project.clone(),
+        environment: environment.clone(),
+        flag: flag.clone(),
+        run_at,
+        action: action.clone(),
+        created_by: principal.name.clone(),
+        created_at: now,
+    };
+    let record = state
+        .store
+        .create_schedule(
+            schedule,
+            AuditEntry {
+                at: now,
+                actor: principal.name.clone(),
+                action: "schedule.create".to_owned(),
+                project: Some(project),
+                environment: Some(environment),
+                resource_kind: "flag".to_owned(),
+                resource_key: flag.to_string(),
+                before: None,
+                after: Some(json!({ "at": rfc3339(run_at), "action": action })),
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(schedule_json(&record))))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((project, environment)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer, "read scheduled changes")?;
+    let project = project_key(&principal, &project)?;
+    let environment = environment_key(&environment)?;
+    let schedules: Vec<Value> = state
+        .store
+        .list_schedules(&project, &environment)
+        .await?
+        .iter()
+        .map(schedule_json)
+        .collect();
+    Ok(Json(json!({ "schedules": schedules })))
+}
+
+async fn list_for_flag(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((project, environment, flag)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer, "read scheduled changes")?;
+    let project = project_key(&principal, &project)?;
+    let environment = environment_key(&environment)?;
+    let flag = flag_key(&flag)?;
+    let schedules: Vec<Value> = state
+        .store
+        .list_schedules(&project, &environment)
+        .await?
+        .iter()
+        .filter(|schedule| schedule.schedule.flag == flag)
+        .map(schedule_json)
+        .collect();
+    Ok(Json(json!({ "schedules": schedules })))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((project, environment, id)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(Role::Editor, "cancel scheduled changes")?;
+    let project = project_key(&principal, &project)?;
+    let environment = environment_key(&environment)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::field("id", "expected a schedule id"))?;
+    let schedules = state.store.list_schedules(&project, &environment).await?;
+    let schedule = schedules
+        .iter()
+        .find(|schedule| schedule.id == id)
+        .ok_or_else(|| ApiError::NotFound {
+            kind: "schedule",
+            key: id.to_string(),
+        })?;
+    let now = state.clock.now_ms();
+    state
+        .store
+        .cancel_schedule(
+            id,
+            AuditEntry {
+                at: now,
+                actor: principal.name.clone(),
+                action: "schedule.cancel".to_owned(),
+                project: Some(project),
+                environment: Some(environment),
+                resource_kind: "flag".to_owned(),
+                resource_key: schedule.schedule.flag.to_string(),
+                before: Some(schedule_json(schedule)),
+                after: None,
+            },
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

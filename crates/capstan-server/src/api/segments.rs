@@ -1,0 +1,203 @@
+//! Segments: named, reusable targeting rules of one environment. A flag's targeting uses
+//! one with `{"$ref": "segment-key"}`; in a flagd file they are the `$evaluators`.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use capstan_model::{Role, SegmentKey};
+use capstan_store::{SegmentRecord, SegmentWrite};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::body::{JsonBody, if_match, key};
+use super::flags::{environment_key, project_key};
+use crate::auth::Principal;
+use crate::clock::rfc3339;
+use crate::error::ApiError;
+use crate::mutations::{AuditDraft, Plan, mutate};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/projects/{project}/environments/{environment}/segments",
+            get(list),
+        )
+        .route(
+            "/api/v1/projects/{project}/environments/{environment}/segments/{segment}",
+            get(get_segment).put(put_segment).delete(delete_segment),
+        )
+}
+
+fn segment_json(segment: &SegmentRecord) -> Value {
+    json!({
+        "key": segment.key.as_str(),
+        "description": segment.description,
+        "rule": segment.rule,
+        "version": segment.version,
+        "updatedAt": rfc3339(segment.updated_at),
+    })
+}
+
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((project, environment)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer, "read segments")?;
+    let project = project_key(&principal, &project)?;
+    let environment = environment_key(&environment)?;
+    let snapshot = state.environments.get(&project, &environment).await?;
+    let segments: Vec<Value> = snapshot.state.segments.iter().map(segment_json).collect();
+    Ok(Json(json!({ "segments": segments })))
+}
+
+async fn get_segment(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((project, environment, segment)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer, "read segments")?;
+    let project = project_key(&principal, &project)?;
+    let environment = environment_key(&environment)?;
+    let segment = key("segment", &segment, SegmentKey::parse)?;
+    let snapshot = state.environments.get(&project, &environment).await?;
+    let record = snapshot
+        .state
+        .segments
+        .iter()
+        .find(|s| s.key == segment)
+        .ok_or_else(|| ApiError::NotFound {
+            kind: "segment",
+            key: segment.to_string(),
+        })?;
+    Ok(Json(segment_json(record)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutSegment {
+    #[serde(default)]
+    description: String,
+    rule: Value,
+}
+
+async fn put_segment(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    Path((project, environment, segment)): Path<(String, String, String)>,
+    JsonBody(body): JsonBody<PutSegment>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    principal.require(Role::Editor, "change segments")?;
+    let project = project_key(&principal, &project)?;
+    let environment = environment_key(&environment)?;
+    let segment = key("segment", &segment, SegmentKey::parse)?;
+    let expected = if_match(&headers)?;
+    let (created, _) = mutate(
+        &state,
+        &principal.name,
+        &project,
+        std::slice::from_ref(&environment),
+        |snapshots, _| {
+            let current = snapshots[0]
+                .state
+                .segments
+                .iter()
+                .find(|s| s.key == segment);
+            if let (Some(expected), Some(current)) = (expected, current) {
+                if expected != current.version {
+                    return Err(ApiError::VersionConflict {
+                        kind: "segment",
+                        key: segment.to_string(),
+                        current_version: current.version,
+                    });
+                }
+            }
+            let mut plan = Plan::new(
+                AuditDraft {
+                    action: "segment.put",
+                    environment: Some(environment.clone()),
+                    resource_kind: "segment",
+                    resource_key: segment.to_string(),
+                    before: current.map(segment_json),
+                    after: Some(json!({ "description": body.description, "rule": body.rule })),
+                },
+                current.is_none(),
+            );
+            plan.segments.push(SegmentWrite {
+                environment: environment.clone(),
+                key: segment.clone(),
+                expected_version: current.map(|s| s.version),
+                segment: Some((body.description.clone(), body.rule.clone())),
+            });
+            Ok(plan)
+        },
+    )
+    .await?;
+    let snapshot = state.environments.get(&project, &environment).await?;
+    let record = snapshot
+        .state
+        .segments
+        .iter()
+        .find(|s| s.key == segment)
+        .ok_or_else(|| ApiError::NotFound {
+            kind: "segment",
+            key: segment.to_string(),
+        })?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(segment_json(record))))
+}
+
+async fn delete_segment(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((project, environment, segment)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(Role::Editor, "change segments")?;
+    let project = project_key(&principal, &project)?;
+    let environment = environment_key(&environment)?;
+    let segment = key("segment", &segment, SegmentKey::parse)?;
+    mutate(
+        &state,
+        &principal.name,
+        &project,
+        std::slice::from_ref(&environment),
+        |snapshots, _| {
+            let current = snapshots[0]
+                .state
+                .segments
+                .iter()
+                .find(|s| s.key == segment)
+                .ok_or_else(|| ApiError::NotFound {
+                    kind: "segment",
+                    key: segment.to_string(),
+                })?;
+            let mut plan = Plan::new(
+                AuditDraft {
+                    action: "segment.delete",
+                    environment: Some(environment.clone()),
+                    resource_kind: "segment",
+                    resource_key: segment.to_string(),
+                    before: Some(segment_json(current)),
+                    after: None,
+                },
+                (),
+            );
+            plan.segments.push(SegmentWrite {
+                environment: environment.clone(),
+                key: segment.clone(),
+                expected_version: Some(current.version),
+                segment: None,
+            });
+            Ok(plan)
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,222 @@
+//! Compiled environments: what evaluation reads. Each environment's flags are compiled
+//! once per change into an [`EnvironmentSnapshot`] and shared behind an `Arc`, so an
+//! evaluation takes a read lock, clones an `Arc` and never touches the store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use capstan_flags::{CompiledEnvironment, DefinitionError, FlagdDocument};
+use capstan_model::{EnvironmentKey, FlagType, ProjectKey};
+use capstan_store::{EnvironmentState, Store};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+use crate::metrics::{FlagCounters, Metrics};
+
+/// One environment as of one revision, ready to evaluate.
+pub struct EnvironmentSnapshot {
+    pub project: ProjectKey,
+    pub environment: EnvironmentKey,
+    pub state: EnvironmentState,
+    pub engine: CompiledEnvironment,
+    /// Per flag: what the API layer needs beside the engine.
+    pub flags: HashMap<String, FlagInfo>,
+}
+
+pub struct FlagInfo {
+    pub flag_type: FlagType,
+    pub client_visible: bool,
+    pub counters: Arc<FlagCounters>,
+    /// The variant and value the flag serves remote clients when it is disabled.
+    pub off: Option<(String, Value)>,
+}
+
+impl EnvironmentSnapshot {
+    pub fn revision(&self) -> i64 {
+        self.state.environment.revision
+    }
+}
+
+/// The flagd document an environment's state amounts to: its flags' configurations and
+/// its segments as `$evaluators`.
+pub fn flagd_json(state: &EnvironmentState) -> Value {
+    let flags: Map<String, Value> = state
+        .configs
+        .iter()
+        .map(|config| (config.flag.to_string(), config.config.clone()))
+        .collect();
+    let evaluators: Map<String, Value> = state
+        .segments
+        .iter()
+        .map(|segment| (segment.key.to_string(), segment.rule.clone()))
+        .collect();
+    let mut document = Map::new();
+    document.insert("flags".to_owned(), Value::Object(flags));
+    if !evaluators.is_empty() {
+        document.insert("$evaluators".to_owned(), Value::Object(evaluators));
+    }
+    Value::Object(document)
+}
+
+/// Checks an environment's state and compiles it. Errors name the path of the bad field.
+pub fn compile(state: &EnvironmentState) -> Result<CompiledEnvironment, DefinitionError> {
+    let document = FlagdDocument::parse(&flagd_json(state))?;
+    check_types(state)?;
+    CompiledEnvironment::compile(&document)
+}
+
+/// Every variant of a flag must hold a value of the flag's type.
+fn check_types(state: &EnvironmentState) -> Result<(), DefinitionError> {
+    for config in &state.configs {
+        let Some(flag) = state.flags.iter().find(|flag| flag.key == config.flag) else {
+            continue;
+        };
+        let variants = config.config.get("variants").and_then(Value::as_object);
+        for (name, value) in variants.into_iter().flatten() {
+            if !flag.flag_type.accepts(value) {
+                return Err(DefinitionError {
+                    path: format!("flags.{}.variants.{name}", flag.key),
+                    message: format!(
+                        "expected a {} value, found {value}",
+                        flag.flag_type.as_str()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a disabled flag serves to remote clients, which cannot pass a default of their
+/// own: `false` for a boolean flag (its variant whose value is false), the default
+/// variant for other types.
+fn off_variant(flag_type: FlagType, config: &Value) -> Option<(String, Value)> {
+    let variants = config.get("variants")?.as_object()?;
+    let (name, value) = match flag_type {
+        FlagType::Boolean => variants
+            .iter()
+            .find(|(_, value)| **value == Value::Bool(false))?,
+        _ => {
+            let name = config.get("defaultVariant")?.as_str()?;
+            (variants.get_key_value(name)?.0, variants.get(name)?)
+        }
+    };
+    Some((name.clone(), value.clone()))
+}
+
+pub struct Environments {
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    snapshots: RwLock<HashMap<ProjectKey, HashMap<EnvironmentKey, Arc<EnvironmentSnapshot>>>>,
+}
+
+impl Environments {
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Environments {
+        Environments {
+            store,
+            metrics,
+            snapshots: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The cached snapshot, without going to the store.
+    pub fn cached(&self, project: &str, environment: &str) -> Option<Arc<EnvironmentSnapshot>> {
+        let snapshots = self
+            .snapshots
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        snapshots.get(project)?.get(environment).cloned()
+    }
+
+    /// The environment's snapshot, loading and compiling it on first use.
+    pub async fn get(
+        &self,
+        project: &ProjectKey,
+        environment: &EnvironmentKey,
+    ) -> Result<Arc<EnvironmentSnapshot>, ApiError> {
+        match self.cached(project.as_str(), environment.as_str()) {
+            Some(snapshot) => Ok(snapshot),
+            None => self.refresh(project, environment).await,
+        }
+    }
+
+    /// Reloads an environment from the store and compiles it again.
+    pub async fn refresh(
+        &self,
+        project: &ProjectKey,
+        environment: &EnvironmentKey,
+    ) -> Result<Arc<EnvironmentSnapshot>, ApiError> {
+        let state = self.store.load_environment(project, environment).await?;
+        let snapshot = Arc::new(self.build(state)?);
+        let mut snapshots = self
+            .snapshots
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let slot = snapshots
+            .entry(project.clone())
+            .or_default()
+            .entry(environment.clone());
+        // A slower refresh must not replace a newer snapshot.
+        let snapshot = match slot {
+            std::collections::hash_map::Entry::Occupied(mut occupied) => {
+                if occupied.get().revision() <= snapshot.revision() {
+                    occupied.insert(snapshot);
+                }
+                occupied.get().clone()
+            }
+            std::collections::hash_map::Entry::Vacant(vacant) => vacant.insert(snapshot).clone(),
+        };
+        Ok(snapshot)
+    }
+
+    fn build(&self, state: EnvironmentState) -> Result<EnvironmentSnapshot, ApiError> {
+        let project = state.environment.project.clone();
+        let environment = state.environment.key.clone();
+        // Stored definitions were checked when written; one that no longer compiles means
+        // the store was edited by hand or the engine changed, which is ours to fix.
+        let engine = compile(&state).map_err(|error| {
+            ApiError::Internal(anyhow::anyhow!(
+                "failed to compile stored environment {project}/{environment}: {error}"
+            ))
+        })?;
+        let flags = state
+            .flags
+            .iter()
+            .map(|flag| {
+                let counters = self
+                    .metrics
+                    .flag_counters(&project, &environment, &flag.key);
+                let off = state
+                    .configs
+                    .iter()
+                    .find(|config| config.flag == flag.key)
+                    .and_then(|config| off_variant(flag.flag_type, &config.config));
+                (
+                    flag.key.to_string(),
+                    FlagInfo {
+                        flag_type: flag.flag_type,
+                        client_visible: flag.client_visible,
+                        counters,
+                        off,
+                    },
+                )
+            })
+            .collect();
+        Ok(EnvironmentSnapshot {
+            project,
+            environment,
+            state,
+            engine,
+            flags,
+        })
+    }
+
+    /// Drops an environment's snapshot (after the environment's project is removed).
+    pub fn forget(&self, project: &ProjectKey) {
+        let mut snapshots = self
+            .snapshots
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        snapshots.remove(project);
+    }
+}

@@ -1,0 +1,156 @@
+//! The API's errors: one enum, one table from each variant to its HTTP status, stable
+//! machine code and type, and one wire shape: `{message, code, type, link}`.
+//!
+//! Internal errors are logged with their cause and shown to clients as "something went
+//! wrong"; nothing below this layer reaches a client verbatim unless it was written for one.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use capstan_store::StoreError;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A field of the request is missing or wrong; `field` names it.
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
+
+    /// The body is not JSON, or not the JSON shape the route takes.
+    #[error("{0}")]
+    MalformedBody(String),
+
+    /// A flag definition the engine refused; the message names the path of the bad field.
+    #[error("{0}")]
+    InvalidDefinition(String),
+
+    #[error("missing or invalid API token")]
+    Unauthenticated,
+
+    #[error("this token's role ({role}) may not {action}")]
+    Forbidden {
+        role: &'static str,
+        action: &'static str,
+    },
+
+    #[error("{kind} {key:?} not found")]
+    NotFound { kind: &'static str, key: String },
+
+    #[error("{kind} {key:?} already exists")]
+    AlreadyExists { kind: &'static str, key: String },
+
+    #[error("{kind} {key:?} was changed by someone else; its current version is {current_version}")]
+    VersionConflict {
+        kind: &'static str,
+        key: String,
+        current_version: i64,
+    },
+
+    #[error("too many requests; retry after {retry_after_seconds} s")]
+    RateLimited { retry_after_seconds: u64 },
+
+    #[error("the store is unavailable")]
+    Unavailable,
+
+    #[error("something went wrong")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn field(field: impl Into<String>, message: impl std::fmt::Display) -> ApiError {
+        ApiError::InvalidField {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// The status, stable code and error type of each variant. Codes never change once
+    /// released: clients match on them.
+    pub fn describe(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::InvalidField { .. } => {
+                (StatusCode::BAD_REQUEST, "invalid_field", "invalid_request")
+            }
+            ApiError::MalformedBody(_) => {
+                (StatusCode::BAD_REQUEST, "malformed_body", "invalid_request")
+            }
+            ApiError::InvalidDefinition(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_flag_definition",
+                "invalid_request",
+            ),
+            ApiError::Unauthenticated => {
+                (StatusCode::UNAUTHORIZED, "missing_or_invalid_token", "auth")
+            }
+            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", "auth"),
+            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found", "invalid_request"),
+            ApiError::AlreadyExists { .. } => {
+                (StatusCode::CONFLICT, "already_exists", "invalid_request")
+            }
+            ApiError::VersionConflict { .. } => {
+                (StatusCode::CONFLICT, "version_conflict", "invalid_request")
+            }
+            ApiError::RateLimited { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "rate_limit")
+            }
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "internal",
+            ),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal"),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::NotFound { kind, key } => ApiError::NotFound { kind, key },
+            StoreError::AlreadyExists { kind, key } => ApiError::AlreadyExists { kind, key },
+            StoreError::VersionConflict {
+                kind,
+                key,
+                current_version,
+            } => ApiError::VersionConflict {
+                kind,
+                key,
+                current_version,
+            },
+            error if error.is_unavailable() => ApiError::Unavailable,
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, kind) = self.describe();
+        if let ApiError::Internal(error) = &self {
+            tracing::error!(error = format!("{error:#}"), "request failed");
+            crate::metrics::record_internal_error();
+        }
+        let mut body = json!({
+            "message": self.to_string(),
+            "code": code,
+            "type": kind,
+            "link": format!("docs/api.md#{}", code.replace('_', "-")),
+        });
+        match &self {
+            ApiError::InvalidField { field, .. } => body["field"] = json!(field),
+            ApiError::VersionConflict {
+                current_version, ..
+            } => body["currentVersion"] = json!(current_version),
+            _ => {}
+        }
+        let mut response = (status, axum::Json(body)).into_response();
+        if let ApiError::RateLimited {
+            retry_after_seconds,
+        } = self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
+        }
+        response
+    }
+}

@@ -1,0 +1,367 @@
+//! The OpenFeature Remote Evaluation Protocol (OFREP): single and bulk evaluation, as
+//! specified in open-feature/protocol `service/openapi.yaml`.
+//!
+//! Errors here use OFREP's own shapes (`{key, errorCode, errorDetails}`), not the
+//! management API's, because OFREP providers parse them.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use capstan_flags::{ErrorCode, EvaluationContext, Reason, Resolution};
+use capstan_model::Role;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::auth::{Principal, authenticate};
+use crate::environments::EnvironmentSnapshot;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_one))
+        .route("/ofrep/v1/evaluate/flags", post(evaluate_all))
+        .route("/ofrep/v1/configuration", get(configuration))
+}
+
+#[derive(Deserialize)]
+struct EvaluationRequest {
+    #[serde(default)]
+    context: Option<Value>,
+}
+
+#[derive(Serialize)]
+struct Success<'a> {
+    key: &'a str,
+    reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    variant: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<&'a Value>,
+    metadata: &'a Map<String, Value>,
+}
+
+#[derive(Serialize)]
+struct Failure<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(rename = "errorCode")]
+    error_code: &'static str,
+    #[serde(rename = "errorDetails")]
+    error_details: String,
+}
+
+fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            bytes,
+        )
+            .into_response(),
+        Err(error) => ApiError::Internal(error.into()).into_response(),
+    }
+}
+
+fn failure(
+    status: StatusCode,
+    key: Option<&str>,
+    code: &'static str,
+    details: impl Into<String>,
+) -> Response {
+    json_response(
+        status,
+        &Failure {
+            key,
+            error_code: code,
+            error_details: details.into(),
+        },
+    )
+}
+
+/// Authentication for OFREP: only sdk and client keys evaluate, each in its own
+/// environment. Failures keep OFREP's bare 401/403/429.
+async fn evaluation_principal(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, Response> {
+    let principal = authenticate(state, headers)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    if !matches!(principal.role, Role::Sdk | Role::Client) {
+        return Err(failure(
+            StatusCode::FORBIDDEN,
+            None,
+            "GENERAL",
+            "OFREP evaluation needs an sdk or client key",
+        ));
+    }
+    state
+        .rate_limiter
+        .check(&principal.token_id, state.clock.now_ms())
+        .map_err(IntoResponse::into_response)?;
+    Ok(principal)
+}
+
+async fn snapshot_for(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<Arc<EnvironmentSnapshot>, Response> {
+    let (project, environment) = principal
+        .evaluation_scope()
+        .map_err(IntoResponse::into_response)?;
+    match state
+        .environments
+        .cached(project.as_str(), environment.as_str())
+    {
+        Some(snapshot) => Ok(snapshot),
+        None => state
+            .environments
+            .get(&project, &environment)
+            .await
+            .map_err(IntoResponse::into_response),
+    }
+}
+
+/// Reads the evaluation context of a request body; an empty body is an empty context.
+fn read_context(body: &[u8]) -> Result<EvaluationContext, (&'static str, String)> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(EvaluationContext::new(None, Map::new()));
+    }
+    let request: EvaluationRequest = serde_json::from_slice(body)
+        .map_err(|error| ("PARSE_ERROR", format!("request body: {error}")))?;
+    let mut attributes = match request.context {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(attributes)) => attributes,
+        Some(_) => {
+            return Err((
+                "INVALID_CONTEXT",
+                "context must be a JSON object".to_owned(),
+            ));
+        }
+    };
+    let targeting_key = match attributes.remove("targetingKey") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(key)) => Some(key),
+        Some(_) => {
+            return Err((
+                "INVALID_CONTEXT",
+                "context.targetingKey must be a string".to_owned(),
+            ));
+        }
+    };
+    Ok(EvaluationContext::new(targeting_key, attributes))
+}
+
+fn visible(snapshot: &EnvironmentSnapshot, principal: &Principal, key: &str) -> bool {
+    principal.role != Role::Client
+        || snapshot
+            .flags
+            .get(key)
+            .is_some_and(|flag| flag.client_visible)
+}
+
+fn now_seconds(state: &AppState) -> i64 {
+    state.clock.now_ms().div_euclid(1000)
+}
+
+fn record(snapshot: &EnvironmentSnapshot, key: &str, resolution: &Resolution<'_>) {
+    if let Some(flag) = snapshot.flags.get(key) {
+        flag.counters.record(resolution.reason);
+    }
+}
+
+/// An OFREP provider compares the served value's type with the caller's default, so a
+/// disabled flag serves its default variant, as a flag that is off does elsewhere.
+fn served<'a>(
+    snapshot: &'a EnvironmentSnapshot,
+    key: &str,
+    resolution: Resolution<'a>,
+) -> Resolution<'a> {
+    if resolution.reason == Reason::Disabled && resolution.value.is_none() {
+        if let Some((variant, value)) = snapshot.flags.get(key).and_then(|flag| flag.off.as_ref()) {
+            return Resolution {
+                value: Some(value),
+                variant: Some(variant),
+                ..resolution
+            };
+        }
+    }
+    resolution
+}
+
+fn error_status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::FlagNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::ParseError | ErrorCode::TargetingKeyMissing | ErrorCode::InvalidContext => {
+            StatusCode::BAD_REQUEST
+        }
+        ErrorCode::TypeMismatch | ErrorCode::General => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// OFREP's evaluation failures name one of its own codes; others become GENERAL.
+fn ofrep_code(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::FlagNotFound => "FLAG_NOT_FOUND",
+        ErrorCode::ParseError => "PARSE_ERROR",
+        ErrorCode::TargetingKeyMissing => "TARGETING_KEY_MISSING",
+        ErrorCode::InvalidContext => "INVALID_CONTEXT",
+        ErrorCode::TypeMismatch | ErrorCode::General => "GENERAL",
+    }
+}
+
+async fn evaluate_one(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let principal = match evaluation_principal(&state, &headers).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let context = match read_context(&body) {
+        Ok(context) => context,
+        Err((code, details)) => return failure(StatusCode::BAD_REQUEST, Some(&key), code, details),
+    };
+    let snapshot = match snapshot_for(&state, &principal).await {
+        Ok(snapshot) => snapshot,
+        Err(response) => return response,
+    };
+    if !visible(&snapshot, &principal, &key) {
+        return failure(
+            StatusCode::NOT_FOUND,
+            Some(&key),
+            "FLAG_NOT_FOUND",
+            format!("flag {key:?} not found"),
+        );
+    }
+    let resolution = served(
+        &snapshot,
+        &key,
+        snapshot
+            .engine
+            .evaluate(&key, &context, now_seconds(&state)),
+    );
+    record(&snapshot, &key, &resolution);
+    match &resolution.error {
+        Some(error) => failure(
+            error_status(error.code),
+            Some(&key),
+            ofrep_code(error.code),
+            error.message.clone(),
+        ),
+        None => json_response(
+            StatusCode::OK,
+            &Success {
+                key: &key,
+                reason: resolution.reason.as_str(),
+                variant: resolution.variant,
+                value: resolution.value,
+                metadata: resolution.metadata,
+            },
+        ),
+    }
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum BulkEntry<'a> {
+    Success(Success<'a>),
+    Failure(Failure<'a>),
+}
+
+async fn evaluate_all(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let principal = match evaluation_principal(&state, &headers).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let context = match read_context(&body) {
+        Ok(context) => context,
+        Err((code, details)) => return failure(StatusCode::BAD_REQUEST, None, code, details),
+    };
+    let snapshot = match snapshot_for(&state, &principal).await {
+        Ok(snapshot) => snapshot,
+        Err(response) => return response,
+    };
+    let now = now_seconds(&state);
+    let flags: Vec<BulkEntry<'_>> = snapshot
+        .engine
+        .keys()
+        .filter(|key| visible(&snapshot, &principal, key))
+        .map(|key| {
+            let resolution = served(&snapshot, key, snapshot.engine.evaluate(key, &context, now));
+            record(&snapshot, key, &resolution);
+            match resolution.error {
+                Some(error) => BulkEntry::Failure(Failure {
+                    key: Some(key),
+                    error_code: ofrep_code(error.code),
+                    error_details: error.message,
+                }),
+                None => BulkEntry::Success(Success {
+                    key,
+                    reason: resolution.reason.as_str(),
+                    variant: resolution.variant,
+                    value: resolution.value,
+                    metadata: resolution.metadata,
+                }),
+            }
+        })
+        .collect();
+    let bytes = match serde_json::to_vec(&json!({ "flags": flags })) {
+        Ok(bytes) => bytes,
+        Err(error) => return ApiError::Internal(error.into()).into_response(),
+    };
+    // The ETag names the response itself: the same flags and context give the same tag.
+    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&bytes))[..32]);
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value
+                .split(',')
+                .any(|candidate| candidate.trim() == etag || candidate.trim() == "*")
+        });
+    let etag = HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
+    if unchanged {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, etag),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+async fn configuration(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(response) = evaluation_principal(&state, &headers).await {
+        return response;
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "name": "capstan",
+            "capabilities": {
+                "cacheInvalidation": { "polling": { "enabled": true, "minPollingIntervalMs": 1000 } },
+                "flagEvaluation": { "supportedTypes": ["int", "float", "string", "boolean", "object"] }
+            }
+        }),
+    )
+}

@@ -1,0 +1,101 @@
+//! Carries out scheduled flag changes when their time comes.
+//!
+//! Each change is applied in the same transaction that marks its schedule applied, so
+//! with several replicas polling, a schedule takes effect exactly once.
+
+use capstan_store::{ScheduleOutcome, ScheduleRecord, StoreError};
+use serde_json::{Map, Value};
+
+use crate::api::flags::{change_config, set_state};
+use crate::api::schedules::ScheduledAction;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// What one pass of the scheduler did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TickReport {
+    pub applied: usize,
+    pub failed: usize,
+}
+
+/// Carries out every schedule that is due now. Tests call this directly with a manual
+/// clock; the server calls it on an interval.
+pub async fn tick(state: &AppState) -> Result<TickReport, ApiError> {
+    let now = state.clock.now_ms();
+    let mut report = TickReport::default();
+    for schedule in state.store.due_schedules(now).await? {
+        match carry_out(state, &schedule).await {
+            Ok(()) => report.applied += 1,
+            // Another replica settled it first: nothing to do.
+            Err(ApiError::Internal(error))
+                if matches!(
+                    error.downcast_ref::<StoreError>(),
+                    Some(StoreError::AlreadySettled { .. })
+                ) => {}
+            Err(error) => {
+                let message = error.to_string();
+                tracing::warn!(schedule = schedule.id, error = %message, "scheduled change failed");
+                if state
+                    .store
+                    .settle_schedule(schedule.id, ScheduleOutcome::Failed(message), now)
+                    .await?
+                {
+                    report.failed += 1;
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn carry_out(state: &AppState, schedule: &ScheduleRecord) -> Result<(), ApiError> {
+    let action = ScheduledAction::parse(&schedule.schedule.action)?;
+    let actor = format!("scheduler (for {})", schedule.schedule.created_by);
+    let scope = (
+        &schedule.schedule.project,
+        &schedule.schedule.environment,
+        &schedule.schedule.flag,
+    );
+    let (name, edit): (
+        &'static str,
+        Box<dyn Fn(&Map<String, Value>) -> Result<Map<String, Value>, ApiError> + Send + Sync>,
+    ) = match action {
+        ScheduledAction::Enable => ("schedule.enable", Box::new(set_state("ENABLED"))),
+        ScheduledAction::Disable => ("schedule.disable", Box::new(set_state("DISABLED"))),
+        ScheduledAction::SetTargeting(targeting) => (
+            "schedule.set_targeting",
+            Box::new(move |current: &Map<String, Value>| {
+                let mut next = current.clone();
+                if targeting.is_null() {
+                    next.remove("targeting");
+                } else {
+                    next.insert("targeting".into(), targeting.clone());
+                }
+                Ok(next)
+            }),
+        ),
+    };
+    change_config(state, &actor, scope, None, name, Some(schedule.id), &*edit).await?;
+    Ok(())
+}
+
+/// Runs [`tick`] every `interval` until `shutdown` resolves.
+pub async fn run(
+    state: AppState,
+    interval: std::time::Duration,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut shutdown = shutdown;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                if let Err(error) = tick(&state).await {
+                    tracing::warn!(error = %error, "scheduler pass failed");
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The state every handler and controller shares, passed explicitly.
+
+use std::sync::Arc;
+
+use capstan_store::Store;
+
+use crate::auth::TokenCache;
+use crate::clock::Clock;
+use crate::environments::Environments;
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub environments: Arc<Environments>,
+    pub tokens: Arc<TokenCache>,
+    pub rate_limiter: Arc<RateLimiter>,
+    pub metrics: Arc<Metrics>,
+    pub settings: Arc<Settings>,
+    /// Serialises this replica's writes, so that two requests here do not race each
+    /// other into revision conflicts; the store's revisions order writes across replicas.
+    pub write_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The parts of the configuration handlers read.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a rotated token keeps working beside its replacement, by default.
+    pub rotation_grace_seconds: i64,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+        rate_limiter: RateLimiter,
+    ) -> AppState {
+        let metrics = Arc::new(Metrics::default());
+        AppState {
+            environments: Arc::new(Environments::new(store.clone(), metrics.clone())),
+            store,
+            clock,
+            tokens: Arc::new(TokenCache::default()),
+            rate_limiter: Arc::new(rate_limiter),
+            metrics,
+            settings: Arc::new(settings),
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+}

@@ -1,0 +1,271 @@
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::each_backend;
+use crate::helpers::ADMIN_TOKEN;
+
+/// Every management route, the role it needs, and a body that succeeds with that role.
+/// Routes run in order, so later ones may use what earlier ones made.
+fn routes(schedule: i64, token_id: &str) -> Vec<(Method, String, Option<Value>, &'static str)> {
+    let env = "/api/v1/projects/default/environments/production";
+    let flag = format!("{env}/flags/auth-x");
+    vec![
+        (Method::GET, "/api/v1/projects".into(), None, "viewer"),
+        (
+            Method::GET,
+            "/api/v1/projects/default/environments".into(),
+            None,
+            "viewer",
+        ),
+        (
+            Method::POST,
+            "/api/v1/projects/default/environments".into(),
+            Some(json!({ "key": "qa" })),
+            "admin",
+        ),
+        (
+            Method::GET,
+            "/api/v1/projects/default/flags".into(),
+            None,
+            "viewer",
+        ),
+        (
+            Method::POST,
+            "/api/v1/projects/default/flags".into(),
+            Some(json!({ "key": "auth-y" })),
+            "editor",
+        ),
+        (
+            Method::GET,
+            "/api/v1/projects/default/flags/auth-x".into(),
+            None,
+            "viewer",
+        ),
+        (
+            Method::PATCH,
+            "/api/v1/projects/default/flags/auth-x".into(),
+            Some(json!({ "description": "d" })),
+            "editor",
+        ),
+        (Method::GET, format!("{env}/flags"), None, "viewer"),
+        (Method::GET, flag.clone(), None, "viewer"),
+        (
+            Method::PATCH,
+            flag.clone(),
+            Some(json!({ "metadata": { "team": "web" } })),
+            "editor",
+        ),
+        (
+            Method::PUT,
+            flag.clone(),
+            Some(
+                json!({ "state": "DISABLED", "variants": { "on": true, "off": false }, "defaultVariant": "off" }),
+            ),
+            "editor",
+        ),
+        (Method::POST, format!("{flag}/enable"), None, "editor"),
+        (Method::POST, format!("{flag}/disable"), None, "editor"),
+        (Method::GET, format!("{flag}/history"), None, "viewer"),
+        (
+            Method::POST,
+            format!("{flag}/revert"),
+            Some(json!({ "version": 1 })),
+            "editor",
+        ),
+        (
+            Method::POST,
+            format!("{flag}/schedules"),
+            Some(json!({ "at": "2030-01-01T00:00:00Z", "action": "enable" })),
+            "editor",
+        ),
+        (Method::GET, format!("{flag}/schedules"), None, "viewer"),
+        (Method::GET, format!("{env}/schedules"), None, "viewer"),
+        (
+            Method::DELETE,
+            format!("{env}/schedules/{schedule}"),
+            None,
+            "editor",
+        ),
+        (
+            Method::PUT,
+            format!("{env}/segments/beta"),
+            Some(json!({ "rule": { "==": [1, 1] } })),
+            "editor",
+        ),
+        (Method::GET, format!("{env}/segments"), None, "viewer"),
+        (Method::GET, format!("{env}/segments/beta"), None, "viewer"),
+        (
+            Method::DELETE,
+            format!("{env}/segments/beta"),
+            None,
+            "editor",
+        ),
+        (Method::GET, format!("{env}/flagd"), None, "viewer"),
+        (
+            Method::POST,
+            format!("{env}/flagd"),
+            Some(json!({ "flags": {} })),
+            "editor",
+        ),
+        (Method::GET, "/api/v1/audit".into(), None, "viewer"),
+        (Method::GET, "/api/v1/tokens".into(), None, "admin"),
+        (
+            Method::POST,
+            "/api/v1/tokens".into(),
+            Some(json!({ "name": "made", "role": "viewer" })),
+            "admin",
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/tokens/{token_id}"),
+            None,
+            "admin",
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/tokens/{token_id}/rotate"),
+            Some(json!({ "gracePeriodSeconds": 0 })),
+            "admin",
+        ),
+        (
+            Method::DELETE,
+            format!("/api/v1/tokens/{token_id}"),
+            None,
+            "admin",
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/projects/default/flags/auth-x".into(),
+            None,
+            "editor",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_management_route_checks_the_role() {
+    each_backend!(|app| {
+        app.create_flag(json!({ "key": "auth-x" })).await;
+        let (_, schedule) = app
+            .admin(
+                Method::POST,
+                "/api/v1/projects/default/environments/production/flags/auth-x/schedules",
+                Some(json!({ "at": "2030-01-01T00:00:00Z", "action": "disable" })),
+            )
+            .await;
+        let (_, target) = app
+            .admin(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(json!({ "name": "target", "role": "viewer" })),
+            )
+            .await;
+        let tokens = [
+            ("admin", ADMIN_TOKEN.to_owned()),
+            ("editor", app.token("editor", None).await),
+            ("viewer", app.token("viewer", None).await),
+            ("sdk", app.token("sdk", Some("production")).await),
+        ];
+        let token = |role: &str| {
+            tokens
+                .iter()
+                .find(|(r, _)| *r == role)
+                .map(|(_, t)| t.clone())
+                .unwrap()
+        };
+        // The role just below the one needed: it must be refused.
+        let below = |role: &str| match role {
+            "admin" => "editor",
+            "editor" => "viewer",
+            _ => "sdk",
+        };
+        let table = routes(
+            schedule["id"].as_i64().unwrap(),
+            target["id"].as_str().unwrap(),
+        );
+        assert!(table.len() >= 30);
+        for (method, path, body, role) in table {
+            let (status, _) = app.request(method.clone(), &path, None, body.clone()).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} without a token"
+            );
+            let (status, _) = app
+                .request(
+                    method.clone(),
+                    &path,
+                    Some("cps_not_a_real_token"),
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with an unknown token"
+            );
+            let (status, refused) = app
+                .request(
+                    method.clone(),
+                    &path,
+                    Some(&token(below(role))),
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{method} {path} as {}: {refused}",
+                below(role)
+            );
+            assert_eq!(refused["code"], "forbidden");
+            let (status, answer) = app
+                .request(method.clone(), &path, Some(&token(role)), body)
+                .await;
+            assert!(
+                status.is_success(),
+                "{method} {path} as {role}: {status} {answer}"
+            );
+        }
+    });
+}
+
+#[tokio::test]
+async fn evaluation_keys_cannot_manage_and_management_keys_cannot_evaluate() {
+    each_backend!(|app| {
+        app.create_flag(json!({ "key": "f" })).await;
+        let client = app.token("client", Some("production")).await;
+        let (status, _) = app
+            .request(
+                Method::GET,
+                "/api/v1/projects/default/flags",
+                Some(&client),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = app.ofrep("f", ADMIN_TOKEN, json!({})).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = app
+            .request(
+                Method::POST,
+                "/ofrep/v1/evaluate/flags/f",
+                None,
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Both header styles OFREP allows are accepted.
+        let sdk = app.token("sdk", Some("production")).await;
+        let response = app
+            .raw(
+                Method::POST,
+                "/ofrep/v1/evaluate/flags/f",
+                None,
+                Some(json!({})),
+                &[("x-api-key", &sdk)],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+    });
+}

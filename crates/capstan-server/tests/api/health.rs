@@ -1,0 +1,107 @@
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::each_backend;
+use crate::helpers::{ADMIN_TOKEN, TestApp, all_backends, config};
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    each_backend!(|app| {
+        let (status, body) = app.request(Method::GET, "/healthz", None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "ok");
+        let (status, body) = app.request(Method::GET, "/readyz", None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "ready");
+
+        app.create_flag(json!({ "key": "metered" })).await;
+        app.enable("production", "metered").await;
+        let sdk = app.token("sdk", Some("production")).await;
+        for _ in 0..3 {
+            let (status, _) = app.ofrep("metered", &sdk, json!({})).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        let metrics = app
+            .raw(Method::GET, "/metrics", None, None, &[])
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains(
+                "capstan_flag_evaluations_total{project=\"default\",environment=\"production\",flag=\"metered\",reason=\"STATIC\"} 3"
+            ),
+            "{metrics}"
+        );
+        assert!(metrics.contains("capstan_http_requests_total{route=\"/ofrep/v1/evaluate/flags/{key}\",method=\"POST\",status=\"200\"} 3"));
+        assert!(metrics.contains("capstan_http_request_duration_seconds_count{route=\"/ofrep/v1/evaluate/flags/{key}\"} 3"));
+        assert!(metrics.contains("capstan_store_errors_total "));
+    });
+}
+
+#[tokio::test]
+async fn unknown_routes_answer_json_404() {
+    each_backend!(|app| {
+        let (status, body) = app
+            .request(Method::GET, "/api/v1/nothing-here", Some(ADMIN_TOKEN), None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["code"], "not_found");
+    });
+}
+
+#[tokio::test]
+async fn bootstrap_creates_default_project_once() {
+    for backend in all_backends() {
+        let app = TestApp::spawn(&backend).await;
+        let (status, body) = app
+            .admin(Method::GET, "/api/v1/projects/default/environments", None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let keys: Vec<&str> = body["environments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["key"].as_str().unwrap())
+            .collect();
+        assert_eq!(keys.len(), 3);
+        for expected in ["development", "staging", "production"] {
+            assert!(keys.contains(&expected), "{keys:?}");
+        }
+        // A second server on the same store finds it bootstrapped and makes no token.
+        let mut second_config = config(&app.database.url, &Default::default());
+        second_config.bootstrap_token = None;
+        let clock = std::sync::Arc::new(capstan_server::clock::SystemClock);
+        let second = capstan_server::start(&second_config, clock).await.unwrap();
+        assert!(second.generated_admin_token.is_none());
+        second.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_empty_store_without_a_bootstrap_token_generates_one() {
+    for backend in all_backends() {
+        let database = capstan_store::testing::TestDatabase::new(&backend).await;
+        let mut server_config = config(&database.url, &Default::default());
+        server_config.bootstrap_token = None;
+        let server = capstan_server::start(
+            &server_config,
+            std::sync::Arc::new(capstan_server::clock::SystemClock),
+        )
+        .await
+        .unwrap();
+        let token = server
+            .generated_admin_token
+            .clone()
+            .expect("a generated token");
+        assert!(token.starts_with("cps_"));
+        let response = reqwest::Client::new()
+            .get(format!("http://{}/api/v1/projects", server.address))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        server.shutdown().await.unwrap();
+    }
+}

@@ -1,0 +1,8 @@
+//! Tests of the real `capstan` binary: the server as a process (graceful shutdown, a
+//! crash mid-write), and the CLI against it.
+
+mod process;
+
+mod crash;
+mod quick_start;
+mod shutdown;
