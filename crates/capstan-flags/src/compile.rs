@@ -7,8 +7,8 @@ use crate::error::DefinitionError;
 use crate::fast_hash::{FastHashMap, hash_str};
 use crate::flagd::kind_of;
 use crate::node::{
-    Bucket, BucketKey, ConstSet, FractionalNode, MAX_TOTAL_WEIGHT, Node, Op, Operand, Operator,
-    RootLookup, Segment, SemVerNode, StaticPath, VarNode, VarPath,
+    BucketKey, ConstSet, FractionalNode, MAX_TOTAL_WEIGHT, Node, Op, Operand, Operator, RootLookup,
+    Segment, SemVerNode, StaticPath, VarNode, VarPath, Weights,
 };
 use crate::semver::{OwnedVersion, SemVerOperator};
 use crate::value::format_number;
@@ -192,26 +192,25 @@ impl<'d> RuleCompiler<'d> {
                 Err(DefinitionError::new(call.path, message))
             };
         }
-        if flagd_operator {
-            if let Some(constant) = call
+        if flagd_operator
+            && let Some(constant) = call
                 .arguments
                 .iter()
                 .position(|argument| !is_string_or_logic(argument))
-            {
-                let found = kind_of(&call.arguments[constant]);
-                return self.misuse(
-                    call.argument_path(constant),
-                    format!("expected a string, found {found}"),
-                );
-            }
+        {
+            let found = kind_of(&call.arguments[constant]);
+            return self.misuse(
+                call.argument_path(constant),
+                format!("expected a string, found {found}"),
+            );
         }
         let mut arguments = self.arguments(call)?;
-        if op == Op::In {
-            if let Some(Value::Array(items)) = arguments[1].as_const() {
-                let set = ConstSet::from_items(items);
-                let needle = std::mem::replace(&mut arguments[0], Node::null());
-                return Ok(Node::InSet(Box::new(needle), Box::new(set)));
-            }
+        if op == Op::In
+            && let Some(Value::Array(items)) = arguments[1].as_const()
+        {
+            let set = ConstSet::from_items(items);
+            let needle = std::mem::replace(&mut arguments[0], Node::null());
+            return Ok(Node::InSet(Box::new(needle), Box::new(set)));
         }
         Ok(Node::Op(op, arguments))
     }
@@ -330,7 +329,8 @@ impl<'d> RuleCompiler<'d> {
         if call.arguments.len() == first_bucket {
             return self.misuse(call.path, "fractional needs at least one bucket");
         }
-        let mut buckets = Vec::with_capacity(call.arguments.len() - first_bucket);
+        let mut variants = Vec::with_capacity(call.arguments.len() - first_bucket);
+        let mut weights = Vec::with_capacity(call.arguments.len() - first_bucket);
         for index in first_bucket..call.arguments.len() {
             let bucket_path = call.argument_path(index);
             let parts = match &call.arguments[index] {
@@ -374,28 +374,41 @@ impl<'d> RuleCompiler<'d> {
                     );
                 }
             };
-            buckets.push(Bucket { variant, weight });
+            variants.push(variant);
+            weights.push(weight);
         }
-        let constant_total = buckets
+        let constants: Option<Vec<u64>> = weights
             .iter()
-            .try_fold(0u64, |total, bucket| match bucket.weight {
-                Operand::Const(weight) => Some(total.saturating_add(weight)),
+            .map(|weight| match weight {
+                Operand::Const(weight) => Some(*weight),
                 Operand::Dynamic(_) => None,
-            });
-        match constant_total {
-            Some(0) => return self.misuse(call.path, "fractional weights add up to zero"),
-            Some(total) if total > MAX_TOTAL_WEIGHT => {
-                return self.misuse(
-                    call.path,
-                    format!("fractional weights add up to more than {MAX_TOTAL_WEIGHT}"),
-                );
+            })
+            .collect();
+        let weights = match constants {
+            Some(constants) => {
+                let total = constants
+                    .iter()
+                    .fold(0u64, |total, weight| total.saturating_add(*weight));
+                if total == 0 {
+                    return self.misuse(call.path, "fractional weights add up to zero");
+                }
+                if total > MAX_TOTAL_WEIGHT {
+                    return self.misuse(
+                        call.path,
+                        format!("fractional weights add up to more than {MAX_TOTAL_WEIGHT}"),
+                    );
+                }
+                Weights::Constant {
+                    weights: constants.into_boxed_slice(),
+                    total,
+                }
             }
-            _ => {}
-        }
+            None => Weights::Computed(weights.into_boxed_slice()),
+        };
         Ok(Node::Fractional(Box::new(FractionalNode {
             key,
-            buckets: buckets.into_boxed_slice(),
-            constant_total,
+            variants: variants.into_boxed_slice(),
+            weights,
         })))
     }
 }

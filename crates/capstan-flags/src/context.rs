@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
-use crate::fast_hash::hash_str;
+use crate::fast_hash::{HashIndex, hash_str, same_str};
 
 /// The attribute under which targeting rules read the targeting key, as in flagd.
 pub(crate) const TARGETING_KEY: &str = "targetingKey";
@@ -17,8 +17,8 @@ pub struct EvaluationContext {
     targeting_key: Option<String>,
     /// Attributes in the order the caller gave them.
     entries: Vec<(Box<str>, Value)>,
-    /// `(hash of name, position in entries)`, sorted by hash.
-    index: Vec<(u64, u32)>,
+    /// Finds entries by the hash of their names.
+    index: HashIndex,
     /// All attributes as one JSON object, built only if a rule reads the whole context.
     whole: OnceLock<Value>,
 }
@@ -48,12 +48,8 @@ impl EvaluationContext {
                 None => entries.push((TARGETING_KEY.into(), value)),
             }
         }
-        let mut index: Vec<(u64, u32)> = entries
-            .iter()
-            .enumerate()
-            .map(|(position, (name, _))| (hash_str(name), position as u32))
-            .collect();
-        index.sort_unstable();
+        let hashes: Vec<u64> = entries.iter().map(|(name, _)| hash_str(name)).collect();
+        let index = HashIndex::new(&hashes);
         EvaluationContext {
             targeting_key,
             entries,
@@ -72,21 +68,12 @@ impl EvaluationContext {
     }
 
     /// One attribute by name and the name's [`hash_str`] hash.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lookup(&self, hash: u64, name: &str) -> Option<&Value> {
-        let start = self
+        let position = self
             .index
-            .partition_point(|&(entry_hash, _)| entry_hash < hash);
-        for &(entry_hash, position) in &self.index[start..] {
-            if entry_hash != hash {
-                break;
-            }
-            let (entry_name, value) = &self.entries[position as usize];
-            if &**entry_name == name {
-                return Some(value);
-            }
-        }
-        None
+            .find(hash, |position| same_str(&self.entries[position].0, name))?;
+        Some(&self.entries[position].1)
     }
 
     /// Every attribute as one JSON object, for `{"var": ""}`.

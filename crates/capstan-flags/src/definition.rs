@@ -81,13 +81,13 @@ impl FlagDefinition {
                 "a flag needs at least one variant",
             ));
         }
-        if let Some(default) = &self.default_variant {
-            if !self.variants.contains_key(default) {
-                return Err(DefinitionError::new(
-                    format!("{path}.defaultVariant"),
-                    format!("\"{default}\" is not one of the flag's variants"),
-                ));
-            }
+        if let Some(default) = &self.default_variant
+            && !self.variants.contains_key(default)
+        {
+            return Err(DefinitionError::new(
+                format!("{path}.defaultVariant"),
+                format!("\"{default}\" is not one of the flag's variants"),
+            ));
         }
         check_metadata(&self.metadata, &format!("{path}.metadata"))?;
         for (index, prerequisite) in self.prerequisites.iter().enumerate() {

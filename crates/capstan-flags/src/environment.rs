@@ -6,10 +6,10 @@ use crate::compile::{RuleCompiler, Strictness};
 use crate::context::EvaluationContext;
 use crate::definition::{FlagDefinition, FlagState, check_metadata};
 use crate::error::DefinitionError;
-use crate::eval::Evaluation;
-use crate::fast_hash::FastHashMap;
+use crate::eval::{Choice, Evaluation};
+use crate::fast_hash::{FastHashMap, HashIndex, hash_str, same_str};
 use crate::flagd::FlagdDocument;
-use crate::node::Node;
+use crate::node::{Node, Op};
 use crate::resolution::{ErrorCode, EvaluationError, Reason, Resolution};
 use crate::value::{Val, format_number};
 
@@ -19,7 +19,8 @@ use crate::value::{Val, format_number};
 pub struct CompiledEnvironment {
     /// In document order.
     flags: Vec<CompiledFlag>,
-    by_key: FastHashMap<Box<str>, usize>,
+    /// Finds flags by the hash of their keys.
+    key_index: HashIndex,
     /// Flag-set metadata, reported for flags that do not exist.
     metadata: Map<String, Value>,
 }
@@ -84,32 +85,33 @@ impl Variants {
             None => self
                 .entries
                 .iter()
-                .position(|(candidate, _)| **candidate == *name),
+                .position(|(candidate, _)| same_str(candidate, name)),
         }
     }
 }
 
-/// The outcome of a flag before it is turned into borrowed resolution details.
-struct Outcome {
-    variant: Option<usize>,
-    reason: Reason,
-    error: Option<EvaluationError>,
-}
-
-impl Outcome {
-    fn new(variant: Option<usize>, reason: Reason) -> Outcome {
-        Outcome {
-            variant,
+impl CompiledFlag {
+    /// Serves a variant (or none), building the resolution in place.
+    #[inline(always)]
+    fn serve(&self, variant: Option<usize>, reason: Reason) -> Resolution<'_> {
+        let entry = variant.map(|variant| &self.variants.entries[variant]);
+        Resolution {
+            value: entry.map(|(_, value)| value),
+            variant: entry.map(|(name, _)| &**name),
             reason,
             error: None,
+            metadata: &self.metadata,
         }
     }
 
-    fn error(code: ErrorCode, message: impl Into<String>) -> Outcome {
-        Outcome {
+    #[cold]
+    fn fail(&self, code: ErrorCode, message: String) -> Resolution<'_> {
+        Resolution {
+            value: None,
             variant: None,
             reason: Reason::Error,
             error: Some(EvaluationError::new(code, message)),
+            metadata: &self.metadata,
         }
     }
 }
@@ -138,7 +140,7 @@ impl CompiledEnvironment {
         context: &EvaluationContext,
         now_unix_seconds: i64,
     ) -> Resolution<'a> {
-        let Some(&position) = self.by_key.get(key) else {
+        let Some(position) = self.position(key) else {
             return Resolution {
                 value: None,
                 variant: None,
@@ -150,22 +152,42 @@ impl CompiledEnvironment {
                 metadata: &self.metadata,
             };
         };
-        let flag = &self.flags[position];
-        let outcome = self.resolve(position, context, now_unix_seconds);
-        let variant = outcome
-            .variant
-            .map(|variant| &flag.variants.entries[variant]);
-        Resolution {
-            value: variant.map(|(_, value)| value),
-            variant: variant.map(|(name, _)| &**name),
-            reason: outcome.reason,
-            error: outcome.error,
-            metadata: &flag.metadata,
-        }
+        self.resolve(position, context, now_unix_seconds)
     }
 
     pub fn contains(&self, key: &str) -> bool {
-        self.by_key.contains_key(key)
+        self.position(key).is_some()
+    }
+
+    #[inline]
+    fn position(&self, key: &str) -> Option<usize> {
+        self.key_index.find(hash_str(key), |position| {
+            same_str(&self.flags[position].key, key)
+        })
+    }
+
+    #[inline(never)]
+    fn prerequisite_met(
+        &self,
+        prerequisite: &CompiledPrerequisite,
+        context: &EvaluationContext,
+        now_unix_seconds: i64,
+    ) -> bool {
+        let required = self.resolve(prerequisite.flag, context, now_unix_seconds);
+        // A prerequisite that is itself off, failing or held back by its own
+        // prerequisites does not count as being on any variant.
+        required.error.is_none()
+            && matches!(
+                required.reason,
+                Reason::Static | Reason::TargetingMatch | Reason::Split | Reason::Default
+            )
+            && required.variant.is_some_and(|variant| {
+                let variants = &self.flags[prerequisite.flag].variants.entries;
+                prerequisite
+                    .variants
+                    .iter()
+                    .any(|&accepted| same_str(&variants[accepted].0, variant))
+            })
     }
 
     /// Flag keys in document order.
@@ -173,39 +195,31 @@ impl CompiledEnvironment {
         self.flags.iter().map(|flag| &*flag.key)
     }
 
+    // Inlined into `evaluate`, so the outcome stays in registers; prerequisites recurse
+    // through `prerequisite_met`, which is not inlined.
+    #[inline(always)]
     fn resolve(
         &self,
         position: usize,
         context: &EvaluationContext,
         now_unix_seconds: i64,
-    ) -> Outcome {
+    ) -> Resolution<'_> {
         let flag = &self.flags[position];
         if flag.state == FlagState::Disabled {
-            return Outcome::new(None, Reason::Disabled);
+            return flag.serve(None, Reason::Disabled);
         }
         if let Rules::Broken(message) = &flag.rules {
-            return Outcome::error(ErrorCode::ParseError, message.clone());
+            return flag.fail(ErrorCode::ParseError, message.clone());
         }
         for prerequisite in flag.prerequisites.iter() {
-            let required = self.resolve(prerequisite.flag, context, now_unix_seconds);
-            // A prerequisite that is itself off, failing or held back by its own
-            // prerequisites does not count as being on any variant.
-            let met = required.error.is_none()
-                && matches!(
-                    required.reason,
-                    Reason::Static | Reason::TargetingMatch | Reason::Split | Reason::Default
-                )
-                && required
-                    .variant
-                    .is_some_and(|variant| prerequisite.variants.contains(&variant));
-            if !met {
-                return Outcome::new(flag.default_variant, Reason::PrerequisiteFailed);
+            if !self.prerequisite_met(prerequisite, context, now_unix_seconds) {
+                return flag.serve(flag.default_variant, Reason::PrerequisiteFailed);
             }
         }
         let Rules::Targeting(rules) = &flag.rules else {
             return match flag.default_variant {
-                Some(variant) => Outcome::new(Some(variant), Reason::Static),
-                None => Outcome::new(None, Reason::Default),
+                Some(variant) => flag.serve(Some(variant), Reason::Static),
+                None => flag.serve(None, Reason::Default),
             };
         };
         let mut evaluation = Evaluation {
@@ -214,17 +228,21 @@ impl CompiledEnvironment {
             now_unix_seconds,
             split: false,
         };
-        let result = evaluation.run(rules);
+        let choice = evaluation.choose(rules);
         let matched = if evaluation.split {
             Reason::Split
         } else {
             Reason::TargetingMatch
         };
+        let result = match choice {
+            Choice::Variant(variant) => return flag.serve(Some(variant), matched),
+            Choice::Value(result) => result,
+        };
         // flagd takes a boolean as the name of a "true" or "false" variant, and a number
         // as its printed form.
         let number;
         let name = match &result {
-            Val::Null => return Outcome::new(flag.default_variant, Reason::Default),
+            Val::Null => return flag.serve(flag.default_variant, Reason::Default),
             Val::Bool(true) => "true",
             Val::Bool(false) => "false",
             Val::Number(value) => {
@@ -234,7 +252,7 @@ impl CompiledEnvironment {
             Val::Str(text) => text,
             Val::String(text) => text,
             Val::Json(_) | Val::List(_) => {
-                return Outcome::error(
+                return flag.fail(
                     ErrorCode::General,
                     format!(
                         "targeting of flag \"{}\" returned {}, not a variant name",
@@ -245,8 +263,8 @@ impl CompiledEnvironment {
             }
         };
         match flag.variants.position(name) {
-            Some(variant) => Outcome::new(Some(variant), matched),
-            None => Outcome::error(
+            Some(variant) => flag.serve(Some(variant), matched),
+            None => flag.fail(
                 ErrorCode::General,
                 format!(
                     "targeting of flag \"{}\" chose \"{name}\", which is not one of its variants",
@@ -333,9 +351,11 @@ fn build(
         rule_compiler.check_all_evaluators()?;
     }
     tolerated.extend(rule_compiler.tolerated);
+    let hashes: Vec<u64> = flags.iter().map(|flag| hash_str(&flag.key)).collect();
+    let key_index = HashIndex::new(&hashes);
     let environment = CompiledEnvironment {
         flags,
-        by_key,
+        key_index,
         metadata: document.metadata.clone(),
     };
     Ok((environment, tolerated))
@@ -353,9 +373,12 @@ fn compile_flag(
         .as_deref()
         .and_then(|name| variants.position(name));
     let rules = match &definition.targeting {
-        Some(targeting) if definition.has_targeting() => Rules::Targeting(
-            rule_compiler.compile(targeting, &format!("{}.targeting", definition.path()))?,
-        ),
+        Some(targeting) if definition.has_targeting() => {
+            let path = format!("{}.targeting", definition.path());
+            let mut rules = rule_compiler.compile(targeting, &path)?;
+            mark_variant_results(&mut rules, &variants);
+            Rules::Targeting(rules)
+        }
         _ => Rules::None,
     };
     Ok(CompiledFlag {
@@ -367,6 +390,35 @@ fn compile_flag(
         prerequisites: Box::default(),
         metadata: merge_metadata(flag_set_metadata, &definition.metadata),
     })
+}
+
+/// Replaces the constants that rules return and that name a variant with the variant's
+/// position, so that choosing them at evaluation time needs no lookup by name.
+fn mark_variant_results(node: &mut Node, variants: &Variants) {
+    match node {
+        Node::Op(Op::If, arguments) => {
+            let count = arguments.len();
+            for (index, argument) in arguments.iter_mut().enumerate() {
+                // Odd positions are branches; a last, even position is the `else`.
+                if index % 2 == 1 || index + 1 == count {
+                    mark_variant_results(argument, variants);
+                }
+            }
+        }
+        Node::Const(value) => {
+            let name = match &**value {
+                Value::String(name) => name.as_str(),
+                Value::Bool(true) => "true",
+                Value::Bool(false) => "false",
+                _ => return,
+            };
+            if let Some(position) = variants.position(name) {
+                let position = u32::try_from(position).expect("fewer than 2^32 variants");
+                *node = Node::Variant(position, value.clone());
+            }
+        }
+        _ => {}
+    }
 }
 
 fn broken_flag(

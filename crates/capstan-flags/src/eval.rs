@@ -3,12 +3,14 @@
 use std::borrow::Cow;
 use std::cmp::Ordering;
 
+use serde_json::Value;
+
 use crate::context::EvaluationContext;
 use crate::fast_hash::hash_str;
 use crate::murmur::murmur3_x86_32_of_pair;
 use crate::node::{
-    BucketKey, FractionalNode, MAX_TOTAL_WEIGHT, Node, Op, Operand, RootLookup, Segment,
-    SemVerNode, StaticPath, VarNode, VarPath, parse_index,
+    BucketKey, ConstSet, FractionalNode, MAX_TOTAL_WEIGHT, Node, Op, Operand, RootLookup, Segment,
+    SemVerNode, StaticPath, VarNode, VarPath, Weights, parse_index,
 };
 use crate::semver::{SemVerOperator, Version};
 use crate::value::{Val, compare, format_number, loose_equal, strict_equal};
@@ -22,35 +24,91 @@ pub(crate) struct Evaluation<'a> {
     pub(crate) split: bool,
 }
 
+/// What a flag's rules picked: a variant already known by position, or a value still to
+/// be read as a variant name.
+pub(crate) enum Choice<'a> {
+    Variant(usize),
+    Value(Val<'a>),
+}
+
 /// The data `var` reads: the context, or an array item inside `map`, `filter`, `all`,
 /// `none` and `some`, or the pair `reduce` offers.
 #[derive(Clone, Copy)]
 enum Scope<'s, 'a> {
     Root,
     Item(&'s Val<'a>),
-    Reduce {
-        current: &'s Val<'a>,
-        accumulator: &'s Val<'a>,
-    },
+    Reduce(&'s ReduceScope<'a>),
+}
+
+struct ReduceScope<'a> {
+    current: Val<'a>,
+    accumulator: Val<'a>,
+}
+
+/// A `var` looked up without building a value, when its path is a plain attribute path.
+enum Lookup<'a> {
+    Found(&'a Value),
+    Absent,
+    /// The path needs the general lookup.
+    Other,
 }
 
 impl<'a> Evaluation<'a> {
-    pub(crate) fn run(&mut self, node: &'a Node) -> Val<'a> {
-        self.eval(node, Scope::Root)
+    /// Evaluates a flag's rules. `if` chains are followed here directly, so the common
+    /// shape "if condition then variant" never builds a value for the result.
+    pub(crate) fn choose(&mut self, node: &'a Node) -> Choice<'a> {
+        match node {
+            Node::Variant(position, _) => Choice::Variant(*position as usize),
+            Node::Op(Op::If, arguments) => {
+                let mut index = 0;
+                while index + 1 < arguments.len() {
+                    if self.test(&arguments[index], Scope::Root) {
+                        return self.choose(&arguments[index + 1]);
+                    }
+                    index += 2;
+                }
+                match arguments.get(index) {
+                    Some(otherwise) => self.choose(otherwise),
+                    None => Choice::Value(Val::Null),
+                }
+            }
+            other => Choice::Value(self.eval(other, Scope::Root)),
+        }
+    }
+
+    /// The truthiness of a node, computed without building values where the node is a
+    /// condition the engine knows.
+    fn test(&mut self, node: &'a Node, scope: Scope<'_, 'a>) -> bool {
+        match node {
+            Node::InSet(needle, set) => self.in_set(needle, set, scope),
+            Node::Op(Op::And, arguments) => {
+                arguments.iter().all(|argument| self.test(argument, scope))
+            }
+            Node::Op(Op::Or, arguments) => {
+                arguments.iter().any(|argument| self.test(argument, scope))
+            }
+            Node::Op(Op::Not, arguments) => !arguments
+                .first()
+                .is_some_and(|argument| self.test(argument, scope)),
+            Node::Op(Op::Truthy, arguments) => arguments
+                .first()
+                .is_some_and(|argument| self.test(argument, scope)),
+            Node::Op(op, arguments) if op.is_predicate() => {
+                self.predicate(*op, arguments, scope).unwrap_or(false)
+            }
+            other => self.eval(other, scope).truthy(),
+        }
     }
 
     fn eval(&mut self, node: &'a Node, scope: Scope<'_, 'a>) -> Val<'a> {
         match node {
-            Node::Const(value) => Val::from_json(value),
+            Node::Const(value) | Node::Variant(_, value) => Val::from_json(value),
             Node::Array(items) => {
                 Val::List(items.iter().map(|item| self.eval(item, scope)).collect())
             }
             Node::Var(var) => self.var(var, scope),
             Node::Op(op, arguments) => self.op(*op, arguments, scope),
-            Node::InSet(needle, set) => {
-                let needle = self.eval(needle, scope);
-                Val::Bool(set.contains(&needle))
-            }
+            Node::InSet(needle, set) => Val::Bool(self.in_set(needle, set, scope)),
             Node::SemVer(sem_ver) => self.sem_ver(sem_ver, scope),
             Node::Fractional(fractional) => self.fractional(fractional, scope),
         }
@@ -64,18 +122,60 @@ impl<'a> Evaluation<'a> {
         }
     }
 
-    fn var(&mut self, var: &'a VarNode, scope: Scope<'_, 'a>) -> Val<'a> {
-        let found = match &var.path {
-            VarPath::Static(path) => self.lookup_static(path, scope),
-            VarPath::Dynamic(node) => {
-                let path = self.eval(node, scope);
-                let path = if path.is_null() {
-                    Cow::Borrowed("")
-                } else {
-                    path.to_js_string().into_owned().into()
-                };
-                self.lookup_dynamic(&path, scope)
+    fn in_set(&mut self, needle: &'a Node, set: &'a ConstSet, scope: Scope<'_, 'a>) -> bool {
+        if let Node::Var(var) = needle {
+            match self.lookup_attribute(var, scope) {
+                Lookup::Found(value) => return set.contains_json(value),
+                Lookup::Absent if var.default.is_none() => return set.contains(&Val::Null),
+                _ => {}
             }
+        }
+        let needle = self.eval(needle, scope);
+        set.contains(&needle)
+    }
+
+    /// The fast path of `var`: a static attribute path read from the context.
+    #[inline]
+    fn lookup_attribute(&self, var: &'a VarNode, scope: Scope<'_, 'a>) -> Lookup<'a> {
+        let (Scope::Root, VarPath::Static(path)) = (scope, &var.path) else {
+            return Lookup::Other;
+        };
+        let RootLookup::Attribute { hash } = path.root else {
+            return Lookup::Other;
+        };
+        let Some(mut value) = self.context.lookup(hash, &path.segments[0].key) else {
+            return Lookup::Absent;
+        };
+        for segment in &path.segments[1..] {
+            let child = match value {
+                Value::Object(fields) => fields.get(&*segment.key),
+                Value::Array(items) => segment.index.and_then(|index| items.get(index)),
+                _ => None,
+            };
+            match child {
+                Some(child) => value = child,
+                None => return Lookup::Absent,
+            }
+        }
+        Lookup::Found(value)
+    }
+
+    fn var(&mut self, var: &'a VarNode, scope: Scope<'_, 'a>) -> Val<'a> {
+        let found = match self.lookup_attribute(var, scope) {
+            Lookup::Found(value) => Some(Val::from_json(value)),
+            Lookup::Absent => None,
+            Lookup::Other => match &var.path {
+                VarPath::Static(path) => self.lookup_static(path, scope),
+                VarPath::Dynamic(node) => {
+                    let path = self.eval(node, scope);
+                    let path = if path.is_null() {
+                        Cow::Borrowed("")
+                    } else {
+                        path.to_js_string().into_owned().into()
+                    };
+                    self.lookup_dynamic(&path, scope)
+                }
+            },
         };
         match (found, &var.default) {
             (Some(value), _) => value,
@@ -131,7 +231,7 @@ impl<'a> Evaluation<'a> {
             Op::If => {
                 let mut index = 0;
                 while index + 1 < arguments.len() {
-                    if self.eval(&arguments[index], scope).truthy() {
+                    if self.test(&arguments[index], scope) {
                         return self.eval(&arguments[index + 1], scope);
                     }
                     index += 2;
@@ -158,45 +258,61 @@ impl<'a> Evaluation<'a> {
                 }
                 last
             }
-            Op::Not => Val::Bool(!self.argument(arguments, 0, scope).truthy()),
-            Op::Truthy => Val::Bool(self.argument(arguments, 0, scope).truthy()),
-            Op::Equal | Op::NotEqual | Op::StrictEqual | Op::StrictNotEqual => {
-                let left = self.argument(arguments, 0, scope);
-                let right = self.argument(arguments, 1, scope);
-                Val::Bool(match op {
-                    Op::Equal => loose_equal(&left, &right),
-                    Op::NotEqual => !loose_equal(&left, &right),
-                    Op::StrictEqual => strict_equal(&left, &right),
-                    _ => !strict_equal(&left, &right),
-                })
-            }
-            Op::Greater | Op::GreaterOrEqual => {
-                let left = self.argument(arguments, 0, scope);
-                let right = self.argument(arguments, 1, scope);
-                let order = compare(&left, &right);
-                Val::Bool(if op == Op::Greater {
-                    order == Some(Ordering::Greater)
-                } else {
-                    matches!(order, Some(Ordering::Greater | Ordering::Equal))
-                })
-            }
+            Op::Not => Val::Bool(
+                !arguments
+                    .first()
+                    .is_some_and(|argument| self.test(argument, scope)),
+            ),
+            Op::Truthy => Val::Bool(
+                arguments
+                    .first()
+                    .is_some_and(|argument| self.test(argument, scope)),
+            ),
+            _ if op.is_predicate() => match self.predicate(op, arguments, scope) {
+                Some(result) => Val::Bool(result),
+                None => Val::Null,
+            },
+            _ => self.compute(op, arguments, scope),
+        }
+    }
+
+    /// Comparisons and string tests. `None` is the null flagd's string operators answer
+    /// for arguments that are not strings.
+    fn predicate(&mut self, op: Op, arguments: &'a [Node], scope: Scope<'_, 'a>) -> Option<bool> {
+        let left = self.argument(arguments, 0, scope);
+        let right = self.argument(arguments, 1, scope);
+        Some(match op {
+            Op::Equal => loose_equal(&left, &right),
+            Op::NotEqual => !loose_equal(&left, &right),
+            Op::StrictEqual => strict_equal(&left, &right),
+            Op::StrictNotEqual => !strict_equal(&left, &right),
+            Op::Greater => compare(&left, &right) == Some(Ordering::Greater),
+            Op::GreaterOrEqual => matches!(
+                compare(&left, &right),
+                Some(Ordering::Greater | Ordering::Equal)
+            ),
             Op::Less | Op::LessOrEqual => {
                 let accepts = |order: Option<Ordering>| match op {
                     Op::Less => order == Some(Ordering::Less),
                     _ => matches!(order, Some(Ordering::Less | Ordering::Equal)),
                 };
-                let first = self.argument(arguments, 0, scope);
-                let second = self.argument(arguments, 1, scope);
-                if !accepts(compare(&first, &second)) {
-                    return Val::Bool(false);
-                }
                 // Three arguments test that the middle one lies between the others.
-                if arguments.len() == 3 {
-                    let third = self.argument(arguments, 2, scope);
-                    return Val::Bool(accepts(compare(&second, &third)));
-                }
-                Val::Bool(true)
+                accepts(compare(&left, &right))
+                    && (arguments.len() < 3
+                        || accepts(compare(&right, &self.argument(arguments, 2, scope))))
             }
+            // flagd answers null, not false, for non-strings, so the flag serves its
+            // default variant rather than a variant named "false".
+            Op::StartsWith => left.as_str()?.starts_with(right.as_str()?),
+            Op::EndsWith => left.as_str()?.ends_with(right.as_str()?),
+            _ => unreachable!("{op:?} is not a predicate"),
+        })
+    }
+
+    /// The operators that compute values: arithmetic, arrays and strings.
+    #[inline(never)]
+    fn compute(&mut self, op: Op, arguments: &'a [Node], scope: Scope<'_, 'a>) -> Val<'a> {
+        match op {
             Op::Max | Op::Min => {
                 let mut result: Option<f64> = None;
                 for argument in arguments {
@@ -250,7 +366,7 @@ impl<'a> Evaluation<'a> {
                 let list = self.argument(arguments, 0, scope);
                 let kept = list
                     .items()
-                    .filter(|item| self.eval(&arguments[1], Scope::Item(item)).truthy())
+                    .filter(|item| self.test(&arguments[1], Scope::Item(item)))
                     .collect();
                 Val::List(kept)
             }
@@ -258,11 +374,11 @@ impl<'a> Evaluation<'a> {
                 let list = self.argument(arguments, 0, scope);
                 let mut accumulator = self.argument(arguments, 2, scope);
                 for current in list.items() {
-                    let scope = Scope::Reduce {
-                        current: &current,
-                        accumulator: &accumulator,
+                    let pair = ReduceScope {
+                        current,
+                        accumulator,
                     };
-                    accumulator = self.eval(&arguments[1], scope);
+                    accumulator = self.eval(&arguments[1], Scope::Reduce(&pair));
                 }
                 accumulator
             }
@@ -273,14 +389,14 @@ impl<'a> Evaluation<'a> {
                 }
                 Val::Bool(
                     list.items()
-                        .all(|item| self.eval(&arguments[1], Scope::Item(&item)).truthy()),
+                        .all(|item| self.test(&arguments[1], Scope::Item(&item))),
                 )
             }
             Op::None | Op::Some => {
                 let list = self.argument(arguments, 0, scope);
                 let any = list
                     .items()
-                    .any(|item| self.eval(&arguments[1], Scope::Item(&item)).truthy());
+                    .any(|item| self.test(&arguments[1], Scope::Item(&item)));
                 Val::Bool(if op == Op::Some { any } else { !any })
             }
             Op::Merge => {
@@ -344,19 +460,21 @@ impl<'a> Evaluation<'a> {
                     Val::List(missing)
                 }
             }
-            Op::StartsWith | Op::EndsWith => {
-                let text = self.argument(arguments, 0, scope);
-                let affix = self.argument(arguments, 1, scope);
-                // flagd answers null, not false, for non-strings, so the flag serves its
-                // default variant rather than a variant named "false".
-                match (text.as_str(), affix.as_str()) {
-                    (Some(text), Some(affix)) if op == Op::StartsWith => {
-                        Val::Bool(text.starts_with(affix))
-                    }
-                    (Some(text), Some(affix)) => Val::Bool(text.ends_with(affix)),
-                    _ => Val::Null,
-                }
-            }
+            Op::If
+            | Op::Or
+            | Op::And
+            | Op::Not
+            | Op::Truthy
+            | Op::Equal
+            | Op::NotEqual
+            | Op::StrictEqual
+            | Op::StrictNotEqual
+            | Op::Greater
+            | Op::GreaterOrEqual
+            | Op::Less
+            | Op::LessOrEqual
+            | Op::StartsWith
+            | Op::EndsWith => unreachable!("{op:?} is handled by op()"),
         }
     }
 
@@ -420,26 +538,16 @@ impl<'a> Evaluation<'a> {
                 }
             }
         };
-        let chosen = match node.constant_total {
-            Some(total) => {
-                let point = (u64::from(hash) * total) >> 32;
-                node.buckets
-                    .iter()
-                    .scan(0u64, |end, bucket| {
-                        let Operand::Const(weight) = bucket.weight else {
-                            unreachable!("constant weights")
-                        };
-                        *end += weight;
-                        Some((*end, bucket))
-                    })
-                    .find(|(end, _)| point < *end)
-                    .map(|(_, bucket)| bucket)
+        let chosen = match &node.weights {
+            Weights::Constant { weights, total } => {
+                pick_bucket(hash, weights.iter().copied(), *total)
             }
-            None => {
-                let mut weights = Vec::with_capacity(node.buckets.len());
-                for bucket in node.buckets.iter() {
-                    let weight = match &bucket.weight {
+            Weights::Computed(operands) => {
+                let mut weights = Vec::with_capacity(operands.len());
+                for operand in operands.iter() {
+                    let weight = match operand {
                         Operand::Const(weight) => *weight,
+                        // flagd clamps negative weights to zero and drops fractions.
                         Operand::Dynamic(expression) => match self.eval(expression, scope) {
                             Val::Number(weight) if !weight.is_nan() => weight.max(0.0) as u64,
                             _ => return Val::Null,
@@ -447,31 +555,36 @@ impl<'a> Evaluation<'a> {
                     };
                     weights.push(weight);
                 }
-                let total: u64 = weights.iter().sum();
+                let total = weights
+                    .iter()
+                    .fold(0u64, |total, weight| total.saturating_add(*weight));
                 if total == 0 || total > MAX_TOTAL_WEIGHT {
                     return Val::Null;
                 }
-                let point = (u64::from(hash) * total) >> 32;
-                let mut end = 0;
-                node.buckets
-                    .iter()
-                    .zip(weights)
-                    .find_map(|(bucket, weight)| {
-                        end += weight;
-                        (point < end).then_some(bucket)
-                    })
+                pick_bucket(hash, weights.into_iter(), total)
             }
         };
         let Some(bucket) = chosen else {
             return Val::Null;
         };
-        let variant = self.eval(&bucket.variant, scope);
+        let variant = self.eval(&node.variants[bucket], scope);
         if matches!(variant, Val::Null | Val::Json(_) | Val::List(_)) {
             return Val::Null;
         }
         self.split = true;
         variant
     }
+}
+
+/// flagd's v2 bucketing: the 32-bit hash scaled onto `[0, total)` by a multiply and a
+/// shift, then the first bucket whose cumulative weight passes that point.
+fn pick_bucket(hash: u32, mut weights: impl Iterator<Item = u64>, total: u64) -> Option<usize> {
+    let point = (u64::from(hash) * total) >> 32;
+    let mut end = 0u64;
+    weights.position(|weight| {
+        end += weight;
+        point < end
+    })
 }
 
 fn lookup_in_scope<'k, 'a>(
@@ -481,13 +594,10 @@ fn lookup_in_scope<'k, 'a>(
     match scope {
         Scope::Root => None,
         Scope::Item(item) => descend(item.clone(), segments),
-        Scope::Reduce {
-            current,
-            accumulator,
-        } => match segments.next() {
+        Scope::Reduce(pair) => match segments.next() {
             None => None,
-            Some(("current", _)) => descend(current.clone(), segments),
-            Some(("accumulator", _)) => descend(accumulator.clone(), segments),
+            Some(("current", _)) => descend(pair.current.clone(), segments),
+            Some(("accumulator", _)) => descend(pair.accumulator.clone(), segments),
             Some(_) => None,
         },
     }

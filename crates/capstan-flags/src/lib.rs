@@ -6,6 +6,10 @@
 //! [`CompiledEnvironment::evaluate`] resolves a flag for an [`EvaluationContext`] without
 //! reading JSON again, returning values borrowed from the compiled environment.
 //!
+//! [`CompiledEnvironment::compile_flagd_compatible`] loads files written for flagd the way
+//! flagd does, which tolerates some mistakes: the flagd-testbed conformance suite needs
+//! it, since its flags include such mistakes on purpose.
+//!
 //! Beyond flagd, a flag may list `prerequisites`: flags that must be enabled and on one of
 //! the listed variants for the flag to be served normally.
 

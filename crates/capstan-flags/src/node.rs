@@ -4,13 +4,16 @@
 
 use serde_json::Value;
 
-use crate::fast_hash::FastHashSet;
+use crate::fast_hash::{FastHashSet, same_str};
 use crate::semver::{OwnedVersion, SemVerOperator};
 use crate::value::Val;
 
 #[derive(Debug, Clone)]
 pub(crate) enum Node {
     Const(Box<Value>),
+    /// A constant that a rule returns as its result and that names one of the flag's
+    /// variants, by position, so choosing it needs no lookup by name.
+    Variant(u32, Box<Value>),
     /// A literal array holding operations, evaluated element by element.
     Array(Box<[Node]>),
     Var(Box<VarNode>),
@@ -28,7 +31,7 @@ impl Node {
 
     pub(crate) fn as_const(&self) -> Option<&Value> {
         match self {
-            Node::Const(value) => Some(value),
+            Node::Const(value) | Node::Variant(_, value) => Some(value),
             _ => None,
         }
     }
@@ -75,6 +78,23 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// Operators that answer true, false or (for the string tests) null.
+    pub(crate) fn is_predicate(self) -> bool {
+        matches!(
+            self,
+            Op::Equal
+                | Op::NotEqual
+                | Op::StrictEqual
+                | Op::StrictNotEqual
+                | Op::Greater
+                | Op::GreaterOrEqual
+                | Op::Less
+                | Op::LessOrEqual
+                | Op::StartsWith
+                | Op::EndsWith
+        )
+    }
+
     /// How many arguments the operator takes, at least and at most.
     pub(crate) fn arity(self) -> (usize, Option<usize>) {
         match self {
@@ -273,15 +293,30 @@ impl ConstSet {
     }
 
     #[inline]
+    pub(crate) fn contains_json(&self, needle: &Value) -> bool {
+        match needle {
+            Value::String(text) => self.contains_str(text),
+            Value::Number(number) => self.numbers.contains(&number.as_f64().unwrap_or(f64::NAN)),
+            Value::Bool(true) => self.has_true,
+            Value::Bool(false) => self.has_false,
+            Value::Null => self.has_null,
+            Value::Array(_) | Value::Object(_) => false,
+        }
+    }
+
+    #[inline]
+    fn contains_str(&self, text: &str) -> bool {
+        match &self.strings {
+            StringSet::Few(strings) => strings.iter().any(|member| same_str(member, text)),
+            StringSet::Many(strings) => strings.contains(text),
+        }
+    }
+
+    #[inline]
     pub(crate) fn contains(&self, needle: &Val<'_>) -> bool {
         match needle {
-            Val::Str(_) | Val::String(_) => {
-                let text = needle.as_str().unwrap_or_default();
-                match &self.strings {
-                    StringSet::Few(strings) => strings.iter().any(|member| **member == *text),
-                    StringSet::Many(strings) => strings.contains(text),
-                }
-            }
+            Val::Str(text) => self.contains_str(text),
+            Val::String(text) => self.contains_str(text),
             Val::Number(number) => self.numbers.contains(number),
             Val::Bool(true) => self.has_true,
             Val::Bool(false) => self.has_false,
@@ -308,9 +343,17 @@ pub(crate) struct SemVerNode {
 #[derive(Debug, Clone)]
 pub(crate) struct FractionalNode {
     pub(crate) key: BucketKey,
-    pub(crate) buckets: Box<[Bucket]>,
-    /// The sum of the weights when every weight is a constant.
-    pub(crate) constant_total: Option<u64>,
+    /// What each bucket serves, usually a variant name.
+    pub(crate) variants: Box<[Node]>,
+    pub(crate) weights: Weights,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Weights {
+    /// Every weight known when compiling, and their sum.
+    Constant { weights: Box<[u64]>, total: u64 },
+    /// Some weights computed per evaluation.
+    Computed(Box<[Operand<u64>]>),
 }
 
 #[derive(Debug, Clone)]
@@ -318,12 +361,6 @@ pub(crate) enum BucketKey {
     /// flagd's default: the flag key followed by the targeting key.
     FlagAndTargetingKey,
     Expression(Node),
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Bucket {
-    pub(crate) variant: Node,
-    pub(crate) weight: Operand<u64>,
 }
 
 /// flagd caps the total weight so that `hash * total` fits comfortably in 64 bits.

@@ -70,15 +70,11 @@ impl<'s> Version<'s> {
         if !full && (pre_release.is_some() || build.is_some()) {
             return None;
         }
-        if let Some(pre_release) = pre_release {
-            if !pre_release.split('.').all(valid_pre_release_identifier) {
-                return None;
-            }
-        }
-        if let Some(build) = build {
-            if !build.split('.').all(valid_build_identifier) {
-                return None;
-            }
+        let valid_pre_release = pre_release
+            .is_none_or(|pre_release| pre_release.split('.').all(valid_pre_release_identifier));
+        let valid_build = build.is_none_or(|build| build.split('.').all(valid_build_identifier));
+        if !valid_pre_release || !valid_build {
+            return None;
         }
         Some(Version {
             major,

@@ -5,7 +5,6 @@
 //! scenario outlines; every scenario runs except those tagged `@fractional-v1`, the legacy
 //! bucketing that Capstan does not implement.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use capstan_flags::{CompiledEnvironment, EvaluationContext, FlagdDocument, ValueType};
@@ -81,6 +80,13 @@ fn flagd_testbed_evaluator_suite() {
         }
     }
 
+    println!(
+        "conformance: the testkit loads with {} problems flagd tolerates:",
+        tolerated.len()
+    );
+    for problem in &tolerated {
+        println!("  {problem}");
+    }
     println!(
         "conformance: {passed} scenarios passed, {} failed",
         failures.len()
@@ -547,8 +553,7 @@ fn read_feature(path: &Path) -> Vec<Scenario> {
                         }),
                     })
                     .collect();
-                let mut name = String::new();
-                let _ = write!(name, "{} [{}]", outline.name, row.join(" | "));
+                let name = format!("{} [{}]", outline.name, row.join(" | "));
                 scenarios.push(Scenario {
                     file: file.clone(),
                     name,

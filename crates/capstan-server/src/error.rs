@@ -7,7 +7,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use capstan_store::StoreError;
-use serde_json::json;
+use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -122,6 +122,27 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// The wire shape of every management API error.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// What went wrong, for people; for a bad field it starts with the field's path.
+    pub message: String,
+    /// A stable machine code, such as `invalid_field` or `version_conflict`.
+    pub code: &'static str,
+    /// The family of the error: `invalid_request`, `auth`, `rate_limit` or `internal`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Where the code is documented.
+    pub link: String,
+    /// The field that is wrong, for `invalid_field`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The current version, for `version_conflict`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<i64>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, kind) = self.describe();
@@ -129,19 +150,22 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{error:#}"), "request failed");
             crate::metrics::record_internal_error();
         }
-        let mut body = json!({
-            "message": self.to_string(),
-            "code": code,
-            "type": kind,
-            "link": format!("docs/api.md#{}", code.replace('_', "-")),
-        });
-        match &self {
-            ApiError::InvalidField { field, .. } => body["field"] = json!(field),
-            ApiError::VersionConflict {
-                current_version, ..
-            } => body["currentVersion"] = json!(current_version),
-            _ => {}
-        }
+        let body = ErrorBody {
+            message: self.to_string(),
+            code,
+            kind,
+            link: format!("docs/api.md#{}", code.replace('_', "-")),
+            field: match &self {
+                ApiError::InvalidField { field, .. } => Some(field.clone()),
+                _ => None,
+            },
+            current_version: match &self {
+                ApiError::VersionConflict {
+                    current_version, ..
+                } => Some(*current_version),
+                _ => None,
+            },
+        };
         let mut response = (status, axum::Json(body)).into_response();
         if let ApiError::RateLimited {
             retry_after_seconds,

@@ -36,10 +36,42 @@ pub use config::ServeConfig;
 use error::ApiError;
 use state::{AppState, Settings};
 
-/// The whole HTTP application. Tests drive it without a socket; `start` serves it.
-pub fn app(state: AppState) -> Router {
-    Router::new()
-        .merge(health::router())
+/// The OpenAPI document's frame; the paths are collected from the handlers' own
+/// annotations as the routers are built, so the document cannot drift from the code.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Capstan API", description = "Capstan's management API. Evaluation is OFREP, under /ofrep/v1."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "flags", description = "Feature flags and their configuration per environment"),
+        (name = "projects", description = "Projects and environments"),
+        (name = "segments", description = "Reusable targeting rules"),
+        (name = "schedules", description = "Scheduled flag changes"),
+        (name = "flagd", description = "flagd file import and export"),
+        (name = "tokens", description = "API tokens"),
+        (name = "audit", description = "The audit trail"),
+        (name = "ofrep", description = "OpenFeature Remote Evaluation Protocol")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The management and evaluation routes, with the OpenAPI document that describes them.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi;
+    utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(ofrep::router())
         .merge(api::projects::router())
         .merge(api::flags::router())
@@ -48,6 +80,23 @@ pub fn app(state: AppState) -> Router {
         .merge(api::flagd::router())
         .merge(api::tokens::router())
         .merge(api::audit::router())
+        .split_for_parts()
+}
+
+/// The whole HTTP application. Tests drive it without a socket; `start` serves it.
+pub fn app(state: AppState) -> Router {
+    let (routes, document) = api();
+    let document = Arc::new(document);
+    Router::new()
+        .merge(health::router())
+        .merge(routes)
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let document = document.clone();
+                async move { axum::Json(document.as_ref().clone()) }
+            }),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .layer(middleware::from_fn_with_state(

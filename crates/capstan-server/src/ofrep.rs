@@ -6,28 +6,28 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use capstan_flags::{ErrorCode, EvaluationContext, Reason, Resolution};
 use capstan_model::Role;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Principal, authenticate};
 use crate::environments::EnvironmentSnapshot;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_one))
-        .route("/ofrep/v1/evaluate/flags", post(evaluate_all))
-        .route("/ofrep/v1/configuration", get(configuration))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(evaluate_one))
+        .routes(routes!(evaluate_all))
+        .routes(routes!(configuration))
 }
 
 #[derive(Deserialize)]
@@ -220,6 +220,23 @@ fn ofrep_code(code: ErrorCode) -> &'static str {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/ofrep/v1/evaluate/flags/{key}",
+    tag = "ofrep",
+    summary = "OFREP single flag evaluation (sdk or client key)",
+    params(("key" = String, Path, description = "Flag key")),
+    request_body = serde_json::Value,
+    responses(
+        (status = 200, description = "{key, reason, variant, value, metadata}", body = serde_json::Value),
+        (status = 400, description = "{key, errorCode: PARSE_ERROR | TARGETING_KEY_MISSING | INVALID_CONTEXT | GENERAL, errorDetails}"),
+        (status = 401, description = "No valid key"),
+        (status = 403, description = "Not an evaluation key"),
+        (status = 404, description = "{key, errorCode: FLAG_NOT_FOUND, errorDetails}"),
+        (status = 429, description = "Rate limited; Retry-After in seconds")
+    ),
+    security(("bearer" = []))
+)]
 async fn evaluate_one(
     State(state): State<AppState>,
     Path(key): Path<String>,
@@ -281,6 +298,21 @@ enum BulkEntry<'a> {
     Failure(Failure<'a>),
 }
 
+#[utoipa::path(
+    post,
+    path = "/ofrep/v1/evaluate/flags",
+    tag = "ofrep",
+    summary = "OFREP bulk evaluation of every flag the key may see; ETag and If-None-Match",
+    request_body = serde_json::Value,
+    responses(
+        (status = 200, description = "{flags: [...]}, with an ETag", body = serde_json::Value),
+        (status = 304, description = "Not modified since the ETag in If-None-Match"),
+        (status = 400, description = "{errorCode, errorDetails}"),
+        (status = 401, description = "No valid key"),
+        (status = 429, description = "Rate limited; Retry-After in seconds")
+    ),
+    security(("bearer" = []))
+)]
 async fn evaluate_all(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let principal = match evaluation_principal(&state, &headers).await {
         Ok(principal) => principal,
@@ -350,6 +382,14 @@ async fn evaluate_all(State(state): State<AppState>, headers: HeaderMap, body: B
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/ofrep/v1/configuration",
+    tag = "ofrep",
+    summary = "OFREP provider configuration",
+    responses((status = 200, description = "Capabilities", body = serde_json::Value)),
+    security(("bearer" = []))
+)]
 async fn configuration(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(response) = evaluation_principal(&state, &headers).await {
         return response;

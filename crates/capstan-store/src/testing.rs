@@ -14,10 +14,10 @@ pub const TEST_DATABASE_URL: &str = "CAPSTAN_TEST_DATABASE_URL";
 /// Which backends this test run covers: SQLite always, PostgreSQL when configured.
 pub fn backends() -> Vec<TestBackend> {
     let mut backends = vec![TestBackend::Sqlite];
-    if let Ok(url) = std::env::var(TEST_DATABASE_URL) {
-        if !url.trim().is_empty() {
-            backends.push(TestBackend::Postgres(url));
-        }
+    if let Ok(url) = std::env::var(TEST_DATABASE_URL)
+        && !url.trim().is_empty()
+    {
+        backends.push(TestBackend::Postgres(url));
     }
     backends
 }

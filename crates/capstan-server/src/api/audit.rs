@@ -1,12 +1,13 @@
 //! The audit trail: every change, who made it, when, and what it was before and after.
 
+use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use capstan_model::{EnvironmentKey, ProjectKey, Role};
 use capstan_store::AuditFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::body::key;
 use crate::auth::Principal;
@@ -14,11 +15,12 @@ use crate::clock::rfc3339;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/audit", get(list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
     project: Option<String>,
     environment: Option<String>,
@@ -27,6 +29,15 @@ struct AuditQuery {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    tag = "audit",
+    summary = "The audit trail, newest first",
+    params(AuditQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,

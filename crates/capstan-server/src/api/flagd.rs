@@ -2,13 +2,14 @@
 
 use std::collections::BTreeSet;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use capstan_model::{FlagKey, FlagType, Role, SegmentKey};
 use capstan_store::{ConfigWrite, FlagRecord, FlagWrite, SegmentWrite};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::body::JsonBody;
 use super::flags::{CONFIG_FIELDS, environment_key, project_environments, project_key};
@@ -20,13 +21,19 @@ use crate::state::AppState;
 
 const FLAGD_SCHEMA: &str = "https://flagd.dev/schema/v0/flags.json";
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/v1/projects/{project}/environments/{environment}/flagd",
-        get(export).post(import),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(export, import))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/environments/{environment}/flagd",
+    tag = "flagd",
+    summary = "Export an environment as a flagd file",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn export(
     State(state): State<AppState>,
     principal: Principal,
@@ -129,6 +136,16 @@ fn read_file(document: &Value) -> Result<ImportFile, ApiError> {
     Ok(out)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments/{environment}/flagd",
+    tag = "flagd",
+    summary = "Import a flagd file as one change",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("replace" = Option<bool>, Query, description = "Remove flags and segments not in the file")),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn import(
     State(state): State<AppState>,
     principal: Principal,

@@ -2,15 +2,16 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey, Role};
 use capstan_store::{ConfigRecord, ConfigWrite, FlagRecord, FlagWrite};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::body::{JsonBody, if_match, key};
 use crate::auth::Principal;
@@ -20,40 +21,16 @@ use crate::error::ApiError;
 use crate::mutations::{AuditDraft, Plan, mutate};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/projects/{project}/flags",
-            get(list_flags).post(create_flag),
-        )
-        .route(
-            "/api/v1/projects/{project}/flags/{flag}",
-            get(get_flag).patch(update_flag).delete(delete_flag),
-        )
-        .route(
-            "/api/v1/projects/{project}/environments/{environment}/flags",
-            get(list_environment_flags),
-        )
-        .route(
-            "/api/v1/projects/{project}/environments/{environment}/flags/{flag}",
-            get(get_config).patch(patch_config).put(put_config),
-        )
-        .route(
-            "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/enable",
-            post(enable),
-        )
-        .route(
-            "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/disable",
-            post(disable),
-        )
-        .route(
-            "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/history",
-            get(history),
-        )
-        .route(
-            "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/revert",
-            post(revert),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_flags, create_flag))
+        .routes(routes!(get_flag, update_flag, delete_flag))
+        .routes(routes!(list_environment_flags))
+        .routes(routes!(get_config, patch_config, put_config))
+        .routes(routes!(enable))
+        .routes(routes!(disable))
+        .routes(routes!(history))
+        .routes(routes!(revert))
 }
 
 /// The fields of a flag's configuration in one environment (a flagd flag object).
@@ -184,6 +161,15 @@ fn full_flag_json(flag: &FlagRecord, snapshots: &[Arc<EnvironmentSnapshot>]) -> 
     Value::Object(out)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/flags",
+    tag = "flags",
+    summary = "Flags with their configuration in every environment",
+    params(("project" = String, Path, description = "Project key")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn list_flags(
     State(state): State<AppState>,
     principal: Principal,
@@ -206,6 +192,15 @@ async fn list_flags(
     Ok(Json(json!({ "flags": flags })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/environments/{environment}/flags",
+    tag = "flags",
+    summary = "Flags in one environment",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn list_environment_flags(
     State(state): State<AppState>,
     principal: Principal,
@@ -227,6 +222,15 @@ async fn list_environment_flags(
     Ok(Json(json!({ "flags": flags })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/flags/{flag}",
+    tag = "flags",
+    summary = "One flag",
+    params(("project" = String, Path, description = "Project key"), ("flag" = String, Path, description = "Flag key")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn get_flag(
     State(state): State<AppState>,
     principal: Principal,
@@ -243,7 +247,7 @@ async fn get_flag(
     Ok(Json(full_flag_json(record, &snapshots)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateFlag {
     key: String,
@@ -257,6 +261,16 @@ struct CreateFlag {
     default_variant: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/flags",
+    tag = "flags",
+    summary = "Create a flag, disabled in every environment",
+    params(("project" = String, Path, description = "Project key")),
+    request_body = CreateFlag,
+    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn create_flag(
     State(state): State<AppState>,
     principal: Principal,
@@ -372,13 +386,23 @@ async fn create_flag(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct UpdateFlag {
     description: Option<String>,
     client_visible: Option<bool>,
 }
 
+#[utoipa::path(
+    patch,
+    path = "/api/v1/projects/{project}/flags/{flag}",
+    tag = "flags",
+    summary = "Change a flag's description or client visibility",
+    params(("project" = String, Path, description = "Project key"), ("flag" = String, Path, description = "Flag key")),
+    request_body = UpdateFlag,
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn update_flag(
     State(state): State<AppState>,
     principal: Principal,
@@ -432,6 +456,15 @@ async fn update_flag(
     Ok(Json(full_flag_json(record, &snapshots)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{project}/flags/{flag}",
+    tag = "flags",
+    summary = "Delete a flag from every environment",
+    params(("project" = String, Path, description = "Project key"), ("flag" = String, Path, description = "Flag key")),
+    responses((status = 204, description = "Deleted"), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn delete_flag(
     State(state): State<AppState>,
     principal: Principal,
@@ -481,6 +514,15 @@ async fn delete_flag(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}",
+    tag = "flags",
+    summary = "One flag in one environment",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn get_config(
     State(state): State<AppState>,
     principal: Principal,
@@ -602,6 +644,16 @@ fn expected_version(
 
 /// Applies a JSON merge patch (RFC 7386) to a configuration: a field set to `null` is
 /// removed, any other value replaces the field.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}",
+    tag = "flags",
+    summary = "JSON merge patch of a flag's configuration (If-Match: version)",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn patch_config(
     State(state): State<AppState>,
     principal: Principal,
@@ -638,6 +690,16 @@ async fn patch_config(
     .await
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}",
+    tag = "flags",
+    summary = "Replace a flag's configuration (If-Match: version)",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
+    request_body = serde_json::Value,
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn put_config(
     State(state): State<AppState>,
     principal: Principal,
@@ -678,6 +740,15 @@ pub fn set_state(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/enable",
+    tag = "flags",
+    summary = "Turn a flag on",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn enable(
     State(state): State<AppState>,
     principal: Principal,
@@ -695,6 +766,15 @@ async fn enable(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/disable",
+    tag = "flags",
+    summary = "Turn a flag off",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn disable(
     State(state): State<AppState>,
     principal: Principal,
@@ -742,6 +822,15 @@ struct HistoryQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/history",
+    tag = "flags",
+    summary = "Every version of a flag in an environment",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key"), ("limit" = Option<usize>, Query, description = "Most versions to return")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn history(
     State(state): State<AppState>,
     principal: Principal,
@@ -778,12 +867,22 @@ async fn history(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RevertBody {
     version: i64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/revert",
+    tag = "flags",
+    summary = "Restore an earlier version as a new change",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
+    request_body = RevertBody,
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn revert(
     State(state): State<AppState>,
     principal: Principal,

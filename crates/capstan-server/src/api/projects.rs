@@ -1,13 +1,14 @@
 //! Projects and environments.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use capstan_model::{EnvironmentKey, Role};
 use capstan_store::{AuditEntry, EnvironmentRecord, NewEnvironment};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::body::{JsonBody, key};
 use super::flags::project_key;
@@ -16,13 +17,10 @@ use crate::clock::rfc3339;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/projects", get(list_projects))
-        .route(
-            "/api/v1/projects/{project}/environments",
-            get(list_environments).post(create_environment),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_projects))
+        .routes(routes!(list_environments, create_environment))
 }
 
 fn environment_json(environment: &EnvironmentRecord) -> Value {
@@ -34,6 +32,14 @@ fn environment_json(environment: &EnvironmentRecord) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects",
+    tag = "projects",
+    summary = "Projects",
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn list_projects(
     State(state): State<AppState>,
     principal: Principal,
@@ -50,6 +56,15 @@ async fn list_projects(
     Ok(Json(json!({ "projects": projects })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/environments",
+    tag = "projects",
+    summary = "Environments of a project",
+    params(("project" = String, Path, description = "Project key")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn list_environments(
     State(state): State<AppState>,
     principal: Principal,
@@ -67,13 +82,23 @@ async fn list_environments(
     Ok(Json(json!({ "environments": environments })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateEnvironment {
     key: String,
     name: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments",
+    tag = "projects",
+    summary = "Create an environment",
+    params(("project" = String, Path, description = "Project key")),
+    request_body = CreateEnvironment,
+    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn create_environment(
     State(state): State<AppState>,
     principal: Principal,

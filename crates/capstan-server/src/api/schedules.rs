@@ -1,14 +1,15 @@
 //! Scheduled changes: enable, disable or replace a flag's targeting at a given time.
 //! The scheduler (`crate::scheduler`) carries them out.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use capstan_model::Role;
 use capstan_store::{AuditEntry, NewSchedule, ScheduleRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::body::JsonBody;
 use super::flags::{environment_key, flag_key, project_key};
@@ -17,20 +18,11 @@ use crate::clock::{parse_rfc3339, rfc3339};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/schedules",
-            get(list_for_flag).post(create),
-        )
-        .route(
-            "/api/v1/projects/{project}/environments/{environment}/schedules",
-            get(list),
-        )
-        .route(
-            "/api/v1/projects/{project}/environments/{environment}/schedules/{id}",
-            delete(cancel),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_for_flag, create))
+        .routes(routes!(list))
+        .routes(routes!(cancel))
 }
 
 /// What a scheduled change does, as stored in the schedule's `action`.
@@ -74,7 +66,7 @@ pub fn schedule_json(schedule: &ScheduleRecord) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateSchedule {
     /// When to act, RFC 3339.
@@ -83,6 +75,16 @@ struct CreateSchedule {
     targeting: Option<Value>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/schedules",
+    tag = "schedules",
+    summary = "Schedule a change to a flag",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
+    request_body = CreateSchedule,
+    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn create(
     State(state): State<AppState>,
     principal: Principal,
@@ -159,6 +161,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(schedule_json(&record))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/environments/{environment}/schedules",
+    tag = "schedules",
+    summary = "Scheduled changes of an environment",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -177,6 +188,15 @@ async fn list(
     Ok(Json(json!({ "schedules": schedules })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/schedules",
+    tag = "schedules",
+    summary = "Scheduled changes of a flag",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn list_for_flag(
     State(state): State<AppState>,
     principal: Principal,
@@ -197,6 +217,15 @@ async fn list_for_flag(
     Ok(Json(json!({ "schedules": schedules })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{project}/environments/{environment}/schedules/{id}",
+    tag = "schedules",
+    summary = "Cancel a pending scheduled change",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("id" = i64, Path, description = "Schedule id")),
+    responses((status = 204, description = "Cancelled"), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn cancel(
     State(state): State<AppState>,
     principal: Principal,

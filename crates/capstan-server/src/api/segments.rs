@@ -1,14 +1,15 @@
 //! Segments: named, reusable targeting rules of one environment. A flag's targeting uses
 //! one with `{"$ref": "segment-key"}`; in a flagd file they are the `$evaluators`.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::{Json, Router};
 use capstan_model::{Role, SegmentKey};
 use capstan_store::{SegmentRecord, SegmentWrite};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::body::{JsonBody, if_match, key};
 use super::flags::{environment_key, project_key};
@@ -18,16 +19,12 @@ use crate::error::ApiError;
 use crate::mutations::{AuditDraft, Plan, mutate};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/projects/{project}/environments/{environment}/segments",
-            get(list),
-        )
-        .route(
-            "/api/v1/projects/{project}/environments/{environment}/segments/{segment}",
-            get(get_segment).put(put_segment).delete(delete_segment),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(
+        get_segment,
+        put_segment,
+        delete_segment
+    ))
 }
 
 fn segment_json(segment: &SegmentRecord) -> Value {
@@ -40,6 +37,15 @@ fn segment_json(segment: &SegmentRecord) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/environments/{environment}/segments",
+    tag = "segments",
+    summary = "Segments of an environment",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn list(
     State(state): State<AppState>,
     principal: Principal,
@@ -53,6 +59,15 @@ async fn list(
     Ok(Json(json!({ "segments": segments })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/environments/{environment}/segments/{segment}",
+    tag = "segments",
+    summary = "One segment",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("segment" = String, Path, description = "Segment key")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn get_segment(
     State(state): State<AppState>,
     principal: Principal,
@@ -75,7 +90,7 @@ async fn get_segment(
     Ok(Json(segment_json(record)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PutSegment {
     #[serde(default)]
@@ -83,6 +98,16 @@ struct PutSegment {
     rule: Value,
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/projects/{project}/environments/{environment}/segments/{segment}",
+    tag = "segments",
+    summary = "Create or replace a segment",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("segment" = String, Path, description = "Segment key")),
+    request_body = PutSegment,
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn put_segment(
     State(state): State<AppState>,
     principal: Principal,
@@ -154,6 +179,15 @@ async fn put_segment(
     Ok((status, Json(segment_json(record))))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/projects/{project}/environments/{environment}/segments/{segment}",
+    tag = "segments",
+    summary = "Delete a segment",
+    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("segment" = String, Path, description = "Segment key")),
+    responses((status = 204, description = "Deleted"), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn delete_segment(
     State(state): State<AppState>,
     principal: Principal,

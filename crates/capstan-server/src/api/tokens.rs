@@ -1,13 +1,14 @@
 //! API tokens: create (shown once), list, rotate with a grace period, revoke.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use capstan_model::{EnvironmentKey, ProjectKey, Role, TokenName};
 use capstan_store::{AuditEntry, TokenRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::body::{JsonBody, key, parse_json};
 use crate::auth::{Principal, generate_secret, hash_secret, hint, new_token_id};
@@ -16,11 +17,11 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::body::Bytes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tokens", get(list_tokens).post(create_token))
-        .route("/api/v1/tokens/{id}", get(get_token).delete(revoke_token))
-        .route("/api/v1/tokens/{id}/rotate", post(rotate_token))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(get_token, revoke_token))
+        .routes(routes!(rotate_token))
 }
 
 pub fn token_json(token: &TokenRecord, now: i64) -> Value {
@@ -67,7 +68,7 @@ fn audit(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct CreateToken {
     name: String,
@@ -80,6 +81,15 @@ struct CreateToken {
     expires_in_seconds: Option<i64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    summary = "Create a token; the secret is shown only in this answer",
+    request_body = CreateToken,
+    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn create_token(
     State(state): State<AppState>,
     principal: Principal,
@@ -169,6 +179,14 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    summary = "Tokens (never their secrets)",
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn list_tokens(
     State(state): State<AppState>,
     principal: Principal,
@@ -201,6 +219,15 @@ async fn find_token(
     Ok(token)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens/{id}",
+    tag = "tokens",
+    summary = "One token",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn get_token(
     State(state): State<AppState>,
     principal: Principal,
@@ -211,13 +238,23 @@ async fn get_token(
     Ok(Json(token_json(&token, state.clock.now_ms())))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RotateToken {
     /// How long the old token keeps working beside the new one.
     grace_period_seconds: Option<i64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens/{id}/rotate",
+    tag = "tokens",
+    summary = "Replace a token; the old one works for the grace period",
+    params(("id" = String, Path, description = "Token id")),
+    request_body = RotateToken,
+    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn rotate_token(
     State(state): State<AppState>,
     principal: Principal,
@@ -276,6 +313,15 @@ async fn rotate_token(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "tokens",
+    summary = "Revoke a token at once",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    security(("bearer" = []))
+)]
 async fn revoke_token(
     State(state): State<AppState>,
     principal: Principal,

@@ -105,3 +105,47 @@ async fn an_empty_store_without_a_bootstrap_token_generates_one() {
         server.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_routes_that_exist() {
+    each_backend!(|app| {
+        let (status, document) = app
+            .request(Method::GET, "/api/v1/openapi.json", None, None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+        let paths = document["paths"].as_object().unwrap();
+        let mut operations = 0;
+        for (path, item) in paths {
+            for method in item.as_object().unwrap().keys() {
+                operations += 1;
+                // Every documented operation is a real route: without a token it asks
+                // for one instead of answering "no such route".
+                let concrete = path
+                    .split('/')
+                    .map(|part| if part.starts_with('{') { "x" } else { part })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let (status, body) = app
+                    .request(method.clone(), &concrete, None, Some(json!({})))
+                    .await;
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+            }
+        }
+        assert!(operations >= 35, "{operations} operations documented");
+        assert!(
+            paths["/api/v1/projects/{project}/flags"]
+                .get("post")
+                .is_some()
+        );
+        assert!(
+            paths["/ofrep/v1/evaluate/flags/{key}"]
+                .get("post")
+                .is_some()
+        );
+        let create = &paths["/api/v1/projects/{project}/flags"]["post"]["requestBody"];
+        assert!(create.to_string().contains("CreateFlag"), "{create}");
+        assert!(document["components"]["schemas"]["ErrorBody"]["properties"]["code"].is_object());
+    });
+}
