@@ -227,8 +227,20 @@ impl CompiledEnvironment {
             flag_key: &flag.key,
             now_unix_seconds,
             split: false,
+            missing_targeting_key: false,
         };
         let choice = evaluation.choose(rules);
+        // A split by user with no user to split is the caller's mistake, and OpenFeature
+        // has a code for it; serving everyone the same bucket would hide it.
+        if evaluation.missing_targeting_key {
+            return flag.fail(
+                ErrorCode::TargetingKeyMissing,
+                format!(
+                    "flag \"{}\" splits by targeting key, and the context has none",
+                    flag.key
+                ),
+            );
+        }
         let matched = if evaluation.split {
             Reason::Split
         } else {

@@ -22,6 +22,8 @@ pub(crate) struct Evaluation<'a> {
     pub(crate) now_unix_seconds: i64,
     /// Set when a `fractional` produced a result, so the flag reports SPLIT.
     pub(crate) split: bool,
+    /// Set when a `fractional` bucketed by targeting key and the context had none.
+    pub(crate) missing_targeting_key: bool,
 }
 
 /// What a flag's rules picked: a variant already known by position, or a value still to
@@ -526,10 +528,15 @@ impl<'a> Evaluation<'a> {
 
     fn fractional(&mut self, node: &'a FractionalNode, scope: Scope<'_, 'a>) -> Val<'a> {
         let hash = match &node.key {
-            BucketKey::FlagAndTargetingKey => {
-                let targeting_key = self.context.targeting_key().unwrap_or_default();
-                murmur3_x86_32_of_pair(self.flag_key.as_bytes(), targeting_key.as_bytes())
-            }
+            BucketKey::FlagAndTargetingKey => match self.context.targeting_key() {
+                Some(targeting_key) => {
+                    murmur3_x86_32_of_pair(self.flag_key.as_bytes(), targeting_key.as_bytes())
+                }
+                None => {
+                    self.missing_targeting_key = true;
+                    return Val::Null;
+                }
+            },
             BucketKey::Expression(expression) => {
                 let key = self.eval(expression, scope);
                 match key.as_str() {

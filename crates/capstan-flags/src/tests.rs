@@ -649,3 +649,27 @@ fn the_environment_is_shareable_between_threads() {
     assert_send_sync::<CompiledEnvironment>();
     assert_send_sync::<EvaluationContext>();
 }
+
+#[test]
+fn a_split_by_targeting_key_without_one_is_targeting_key_missing() {
+    let environment = environment(one_flag(json!({"fractional": [["on", 50], ["off", 50]]})));
+    let resolution = environment.evaluate("f", &context(None, json!({})), NOW);
+    assert_eq!(resolution.reason, Reason::Error);
+    assert_eq!(
+        resolution.error.map(|error| error.code),
+        Some(ErrorCode::TargetingKeyMissing)
+    );
+    // With an explicit bucketing expression, no targeting key is needed.
+    let explicit = environment_with_bucket();
+    let resolution = explicit.evaluate("f", &context(None, json!({"email": "a@b.c"})), NOW);
+    assert_eq!(resolution.reason, Reason::Split);
+    assert!(resolution.error.is_none());
+    let resolution = environment.evaluate("f", &context(Some("u-1"), json!({})), NOW);
+    assert_eq!(resolution.reason, Reason::Split);
+}
+
+fn environment_with_bucket() -> CompiledEnvironment {
+    environment(one_flag(
+        json!({"fractional": [{"var": "email"}, ["on", 50], ["off", 50]]}),
+    ))
+}

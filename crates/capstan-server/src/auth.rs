@@ -98,10 +98,13 @@ impl Principal {
     }
 }
 
+/// A lookup's answer (the token, or that there is none) and when it was made.
+type CachedToken = (Option<Arc<TokenRecord>>, i64);
+
 /// Looked-up tokens by hash, so evaluation does not touch the store per request.
 #[derive(Default)]
 pub struct TokenCache {
-    entries: RwLock<HashMap<String, (Option<Arc<TokenRecord>>, i64)>>,
+    entries: RwLock<HashMap<String, CachedToken>>,
 }
 
 impl TokenCache {

@@ -187,14 +187,15 @@ fn served<'a>(
     key: &str,
     resolution: Resolution<'a>,
 ) -> Resolution<'a> {
-    if resolution.reason == Reason::Disabled && resolution.value.is_none() {
-        if let Some((variant, value)) = snapshot.flags.get(key).and_then(|flag| flag.off.as_ref()) {
-            return Resolution {
-                value: Some(value),
-                variant: Some(variant),
-                ..resolution
-            };
-        }
+    if resolution.reason == Reason::Disabled
+        && resolution.value.is_none()
+        && let Some((variant, value)) = snapshot.flags.get(key).and_then(|flag| flag.off.as_ref())
+    {
+        return Resolution {
+            value: Some(value),
+            variant: Some(variant),
+            ..resolution
+        };
     }
     resolution
 }

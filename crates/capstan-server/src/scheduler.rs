@@ -48,6 +48,9 @@ pub async fn tick(state: &AppState) -> Result<TickReport, ApiError> {
     Ok(report)
 }
 
+/// A change to a flag's configuration, from the current one to the new one.
+type ConfigEdit = dyn Fn(&Map<String, Value>) -> Result<Map<String, Value>, ApiError> + Send + Sync;
+
 async fn carry_out(state: &AppState, schedule: &ScheduleRecord) -> Result<(), ApiError> {
     let action = ScheduledAction::parse(&schedule.schedule.action)?;
     let actor = format!("scheduler (for {})", schedule.schedule.created_by);
@@ -56,10 +59,7 @@ async fn carry_out(state: &AppState, schedule: &ScheduleRecord) -> Result<(), Ap
         &schedule.schedule.environment,
         &schedule.schedule.flag,
     );
-    let (name, edit): (
-        &'static str,
-        Box<dyn Fn(&Map<String, Value>) -> Result<Map<String, Value>, ApiError> + Send + Sync>,
-    ) = match action {
+    let (name, edit): (&'static str, Box<ConfigEdit>) = match action {
         ScheduledAction::Enable => ("schedule.enable", Box::new(set_state("ENABLED"))),
         ScheduledAction::Disable => ("schedule.disable", Box::new(set_state("DISABLED"))),
         ScheduledAction::SetTargeting(targeting) => (

@@ -564,14 +564,14 @@ pub async fn change_config(
         |snapshots, _| {
             let snapshot = &snapshots[0];
             let current = find_config(snapshot, flag).ok_or_else(|| flag_not_found(flag))?;
-            if let Some(expected) = expected {
-                if expected != current.version {
-                    return Err(ApiError::VersionConflict {
-                        kind: "flag",
-                        key: flag.to_string(),
-                        current_version: current.version,
-                    });
-                }
+            if let Some(expected) = expected
+                && expected != current.version
+            {
+                return Err(ApiError::VersionConflict {
+                    kind: "flag",
+                    key: flag.to_string(),
+                    current_version: current.version,
+                });
             }
             let before = current.config.as_object().cloned().unwrap_or_default();
             let after = edit(&before)?;

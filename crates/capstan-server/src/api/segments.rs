@@ -131,14 +131,14 @@ async fn put_segment(
                 .segments
                 .iter()
                 .find(|s| s.key == segment);
-            if let (Some(expected), Some(current)) = (expected, current) {
-                if expected != current.version {
-                    return Err(ApiError::VersionConflict {
-                        kind: "segment",
-                        key: segment.to_string(),
-                        current_version: current.version,
-                    });
-                }
+            if let (Some(expected), Some(current)) = (expected, current)
+                && expected != current.version
+            {
+                return Err(ApiError::VersionConflict {
+                    kind: "segment",
+                    key: segment.to_string(),
+                    current_version: current.version,
+                });
             }
             let mut plan = Plan::new(
                 AuditDraft {

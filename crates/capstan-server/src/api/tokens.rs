@@ -125,13 +125,13 @@ async fn create_token(
     if let Some(project) = &project {
         principal.require_project(project)?;
         let environments = state.store.list_environments(project).await?;
-        if let Some(environment) = &environment {
-            if !environments.iter().any(|e| &e.key == environment) {
-                return Err(ApiError::field(
-                    "environment",
-                    format!("project {project} has no environment {environment:?}"),
-                ));
-            }
+        if let Some(environment) = &environment
+            && !environments.iter().any(|e| &e.key == environment)
+        {
+            return Err(ApiError::field(
+                "environment",
+                format!("project {project} has no environment {environment:?}"),
+            ));
         }
     }
     let expires_at = match (&body.expires_at, body.expires_in_seconds) {

@@ -18,20 +18,13 @@ pub(crate) struct TestApp {
 }
 
 /// What a test may change about the server it starts.
-#[derive(Clone)]
+/// Rate limiting is off unless a test turns it on.
+#[derive(Clone, Default)]
 pub(crate) struct Options {
     pub(crate) rate_limit_per_second: u32,
     pub(crate) rate_limit_burst: u32,
 }
 
-impl Default for Options {
-    fn default() -> Options {
-        Options {
-            rate_limit_per_second: 0,
-            rate_limit_burst: 0,
-        }
-    }
-}
 
 /// A fixed start time, so tests are exact; the clock moves only when a test moves it.
 pub(crate) const START_MS: i64 = 1_795_000_000_000;
