@@ -25,7 +25,6 @@ pub(crate) struct Options {
     pub(crate) rate_limit_burst: u32,
 }
 
-
 /// A fixed start time, so tests are exact; the clock moves only when a test moves it.
 pub(crate) const START_MS: i64 = 1_795_000_000_000;
 
