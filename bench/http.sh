@@ -42,6 +42,9 @@ PY
 $capstan flags import "$work/flags100.json" --env production >&2
 export SDK_KEY=$($capstan tokens create --role sdk --env production --name bench)
 
+echo "== for scale: a route that does nothing (/healthz): wrk -t2 -c50 -d${DURATION}s --latency"
+wrk -t2 -c50 -d"${DURATION}s" --latency "$url/healthz"
+
 echo "== single-flag OFREP evaluation: wrk -t2 -c50 -d${DURATION}s --latency"
 wrk -t2 -c50 -d"${DURATION}s" --latency -s bench/ofrep-single.lua "$url/ofrep/v1/evaluate/flags/flag-00042"
 
@@ -65,4 +68,14 @@ echo "== memory"
 grep VmRSS /proc/$server/status | sed 's/^/with 100 flags:    /'
 /usr/bin/time -f "import of 10,000 flags took %e s" $capstan flags import "$work/flags10k.json" --env production >&2
 curl -s -o /dev/null -X POST -H "Authorization: Bearer $SDK_KEY" -d '{"context":{"targetingKey":"u"}}' "$url/ofrep/v1/evaluate/flags/flag-09999"
-grep VmRSS /proc/$server/status | sed 's/^/with 10,000 flags: /'
+grep VmRSS /proc/$server/status | sed 's/^/with 10,000 flags, right after importing them: /'
+# A restarted server holds only what it loads: the steady state.
+kill $server; wait $server || true
+: > "$work/out"
+CAPSTAN_LOG=warn CAPSTAN_RATE_LIMIT=0 \
+  target/release/capstan serve --listen 127.0.0.1:0 --database "$work/capstan.db" > "$work/out" &
+server=$!
+until grep -q '^Listening on ' "$work/out" 2>/dev/null; do sleep 0.1; done
+url=$(sed -n 's/^Listening on //p' "$work/out")
+curl -s -o /dev/null -X POST -H "Authorization: Bearer $SDK_KEY" -d '{"context":{"targetingKey":"u"}}' "$url/ofrep/v1/evaluate/flags/flag-09999"
+grep VmRSS /proc/$server/status | sed 's/^/with 10,000 flags, after a restart: /'

@@ -14,6 +14,11 @@ use crate::migrations::MIGRATIONS;
 use crate::records::*;
 use crate::{Backend, Result, Store, StoreError};
 
+/// How long a request waits for a database connection before the store reports itself
+/// unavailable: long enough to ride out a busy moment, short enough that health checks
+/// and clients hear about an outage quickly.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A store on SQLite or PostgreSQL, chosen by the URL it is opened with.
 #[derive(Clone)]
 pub struct SqlStore {
@@ -47,6 +52,7 @@ impl SqlStore {
             // makes an acknowledged commit survive a power cut, not just a crash.
             Backend::Sqlite => AnyPoolOptions::new()
                 .max_connections(4)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
                 .after_connect(|connection, _| {
                     Box::pin(async move {
                         connection
@@ -63,6 +69,7 @@ impl SqlStore {
                 .map_err(|error| StoreError::Open(error.to_string()))?,
             Backend::Postgres => AnyPoolOptions::new()
                 .max_connections(16)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(connect)
                 .await
                 .map_err(|error| StoreError::Open(error.to_string()))?,

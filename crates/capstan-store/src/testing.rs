@@ -113,6 +113,24 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
+impl TestDatabase {
+    /// Removes a PostgreSQL database now, under any connections to it, to simulate the
+    /// database going away. Returns false for SQLite, which cannot go away this way.
+    pub async fn destroy(&self) -> bool {
+        match &self.cleanup {
+            Cleanup::Sqlite(_) => false,
+            Cleanup::Postgres { admin_url, name } => {
+                let mut admin = connect(admin_url).await;
+                admin
+                    .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await
+                    .expect("failed to drop test database");
+                true
+            }
+        }
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let (admin_url, name) = match &self.cleanup {

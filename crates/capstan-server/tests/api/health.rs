@@ -149,3 +149,34 @@ async fn the_openapi_document_describes_the_routes_that_exist() {
         assert!(document["components"]["schemas"]["ErrorBody"]["properties"]["code"].is_object());
     });
 }
+
+#[tokio::test]
+async fn readiness_fails_when_the_store_goes_away() {
+    for backend in all_backends() {
+        let app = TestApp::spawn(&backend).await;
+        // Only a PostgreSQL database can be taken away from under a running server.
+        if !app.database.destroy().await {
+            continue;
+        }
+        let (status, body) = app.request(Method::GET, "/readyz", None, None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["status"], "unavailable");
+        let metrics = app
+            .raw(Method::GET, "/metrics", None, None, &[])
+            .await
+            .text()
+            .await
+            .unwrap();
+        let errors: u64 = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("capstan_store_errors_total "))
+            .and_then(|count| count.parse().ok())
+            .unwrap();
+        assert!(errors >= 1, "{metrics}");
+        // Liveness does not depend on the store.
+        assert_eq!(
+            app.request(Method::GET, "/healthz", None, None).await.0,
+            StatusCode::OK
+        );
+    }
+}

@@ -212,6 +212,72 @@ async fn the_quick_start_works() {
             .unwrap();
         assert!(!unauthenticated.status.success());
         assert!(String::from_utf8_lossy(&unauthenticated.stderr).contains("CAPSTAN_TOKEN"));
+        // The remaining flag commands.
+        let one: Value =
+            serde_json::from_str(&ok(&url, &["flags", "get", "new-checkout", "--json"])).unwrap();
+        assert_eq!(one["environments"]["staging"]["state"], "ENABLED");
+        let shown = ok(&url, &["flags", "get", "new-checkout", "--env", "staging"]);
+        assert!(
+            shown.contains("state: ENABLED") && shown.contains("targeting:"),
+            "{shown}"
+        );
+        ok(
+            &url,
+            &[
+                "flags",
+                "update",
+                "new-checkout",
+                "--description",
+                "Checkout v2",
+                "--client-visible",
+                "true",
+            ],
+        );
+        let one: Value =
+            serde_json::from_str(&ok(&url, &["flags", "get", "new-checkout", "--json"])).unwrap();
+        assert_eq!(
+            (one["description"].clone(), one["clientVisible"].clone()),
+            (json!("Checkout v2"), json!(true))
+        );
+        let stale = cli(
+            &url,
+            &[
+                "flags",
+                "update",
+                "new-checkout",
+                "--env",
+                "staging",
+                "--default-variant",
+                "off",
+                "--if-version",
+                "1",
+            ],
+        );
+        assert!(!stale.status.success());
+        assert!(String::from_utf8_lossy(&stale.stderr).contains("version_conflict"));
+        let scheduled = ok(
+            &url,
+            &[
+                "flags",
+                "schedule",
+                "new-checkout",
+                "--env",
+                "staging",
+                "--at",
+                "2030-01-01T00:00:00Z",
+                "--action",
+                "disable",
+            ],
+        );
+        assert!(scheduled.starts_with("scheduled disable"), "{scheduled}");
+        let audit = ok(&url, &["audit", "--key", "new-checkout", "--limit", "5"]);
+        assert!(
+            audit.starts_with("ID") && audit.contains("schedule.create"),
+            "{audit}"
+        );
+        ok(&url, &["flags", "delete", "new-checkout"]);
+        let gone = cli(&url, &["flags", "get", "new-checkout"]);
+        assert!(!gone.status.success());
         drop(server);
     }
 }
