@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use capstan_flags::{CompiledEnvironment, DefinitionError, FlagdDocument};
-use capstan_model::{EnvironmentKey, FlagType, ProjectKey};
-use capstan_store::{EnvironmentState, Store};
+use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey};
+use capstan_store::{ConfigRecord, EnvironmentState, FlagRecord, Store};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -21,6 +21,8 @@ pub struct EnvironmentSnapshot {
     pub engine: CompiledEnvironment,
     /// Per flag: what the API layer needs beside the engine.
     pub flags: HashMap<String, FlagInfo>,
+    /// Where each flag's record and configuration sit in `state`.
+    positions: HashMap<FlagKey, (usize, Option<usize>)>,
 }
 
 pub struct FlagInfo {
@@ -35,6 +37,36 @@ impl EnvironmentSnapshot {
     pub fn revision(&self) -> i64 {
         self.state.environment.revision
     }
+
+    /// A flag's project-wide record, if the project has the flag.
+    pub fn flag(&self, key: &FlagKey) -> Option<&FlagRecord> {
+        self.positions
+            .get(key)
+            .map(|(flag, _)| &self.state.flags[*flag])
+    }
+
+    /// A flag's configuration in this environment, if it has one here.
+    pub fn config(&self, key: &FlagKey) -> Option<&ConfigRecord> {
+        self.positions
+            .get(key)
+            .and_then(|(_, config)| config.map(|index| &self.state.configs[index]))
+    }
+}
+
+/// For each flag, its position in `state.flags` and in `state.configs`.
+fn positions(state: &EnvironmentState) -> HashMap<FlagKey, (usize, Option<usize>)> {
+    let configs: HashMap<&FlagKey, usize> = state
+        .configs
+        .iter()
+        .enumerate()
+        .map(|(index, config)| (&config.flag, index))
+        .collect();
+    state
+        .flags
+        .iter()
+        .enumerate()
+        .map(|(index, flag)| (flag.key.clone(), (index, configs.get(&flag.key).copied())))
+        .collect()
 }
 
 /// The flagd document an environment's state amounts to: its flags' configurations and
@@ -67,8 +99,10 @@ pub fn compile(state: &EnvironmentState) -> Result<CompiledEnvironment, Definiti
 
 /// Every variant of a flag must hold a value of the flag's type.
 fn check_types(state: &EnvironmentState) -> Result<(), DefinitionError> {
+    let types: HashMap<&FlagKey, &FlagRecord> =
+        state.flags.iter().map(|flag| (&flag.key, flag)).collect();
     for config in &state.configs {
-        let Some(flag) = state.flags.iter().find(|flag| flag.key == config.flag) else {
+        let Some(flag) = types.get(&config.flag) else {
             continue;
         };
         let variants = config.config.get("variants").and_then(Value::as_object);
@@ -147,17 +181,41 @@ impl Environments {
         environment: &EnvironmentKey,
     ) -> Result<Arc<EnvironmentSnapshot>, ApiError> {
         let state = self.store.load_environment(project, environment).await?;
-        let snapshot = Arc::new(self.build(state)?);
+        // Compiling a large environment takes a while; keep it off the async workers.
+        let engine = tokio::task::spawn_blocking(move || {
+            let engine = compile(&state);
+            (state, engine)
+        })
+        .await
+        .map_err(|error| ApiError::Internal(error.into()))?;
+        let (state, engine) = engine;
+        // Stored definitions were checked when written; one that no longer compiles means
+        // the store was edited by hand or the engine changed, which is ours to fix.
+        let engine = engine.map_err(|error| {
+            ApiError::Internal(anyhow::anyhow!(
+                "failed to compile stored environment {project}/{environment}: {error}"
+            ))
+        })?;
+        Ok(self.install(state, engine))
+    }
+
+    /// Makes a state and its compiled engine the environment's current snapshot, unless
+    /// a newer one is already in place.
+    pub fn install(
+        &self,
+        state: EnvironmentState,
+        engine: CompiledEnvironment,
+    ) -> Arc<EnvironmentSnapshot> {
+        let snapshot = Arc::new(self.build(state, engine));
         let mut snapshots = self
             .snapshots
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let slot = snapshots
-            .entry(project.clone())
+            .entry(snapshot.project.clone())
             .or_default()
-            .entry(environment.clone());
-        // A slower refresh must not replace a newer snapshot.
-        let snapshot = match slot {
+            .entry(snapshot.environment.clone());
+        match slot {
             std::collections::hash_map::Entry::Occupied(mut occupied) => {
                 if occupied.get().revision() <= snapshot.revision() {
                     occupied.insert(snapshot);
@@ -165,20 +223,13 @@ impl Environments {
                 occupied.get().clone()
             }
             std::collections::hash_map::Entry::Vacant(vacant) => vacant.insert(snapshot).clone(),
-        };
-        Ok(snapshot)
+        }
     }
 
-    fn build(&self, state: EnvironmentState) -> Result<EnvironmentSnapshot, ApiError> {
+    fn build(&self, state: EnvironmentState, engine: CompiledEnvironment) -> EnvironmentSnapshot {
         let project = state.environment.project.clone();
         let environment = state.environment.key.clone();
-        // Stored definitions were checked when written; one that no longer compiles means
-        // the store was edited by hand or the engine changed, which is ours to fix.
-        let engine = compile(&state).map_err(|error| {
-            ApiError::Internal(anyhow::anyhow!(
-                "failed to compile stored environment {project}/{environment}: {error}"
-            ))
-        })?;
+        let positions = positions(&state);
         let flags = state
             .flags
             .iter()
@@ -186,11 +237,10 @@ impl Environments {
                 let counters = self
                     .metrics
                     .flag_counters(&project, &environment, &flag.key);
-                let off = state
-                    .configs
-                    .iter()
-                    .find(|config| config.flag == flag.key)
-                    .and_then(|config| off_variant(flag.flag_type, &config.config));
+                let off = positions
+                    .get(&flag.key)
+                    .and_then(|(_, config)| *config)
+                    .and_then(|index| off_variant(flag.flag_type, &state.configs[index].config));
                 (
                     flag.key.to_string(),
                     FlagInfo {
@@ -202,13 +252,14 @@ impl Environments {
                 )
             })
             .collect();
-        Ok(EnvironmentSnapshot {
+        EnvironmentSnapshot {
             project,
             environment,
             state,
             engine,
             flags,
-        })
+            positions,
+        }
     }
 
     /// Drops an environment's snapshot (after the environment's project is removed).

@@ -9,10 +9,12 @@
 
 use std::sync::Arc;
 
-use capstan_model::{EnvironmentKey, ProjectKey};
+use std::collections::{BTreeMap, HashMap};
+
+use capstan_model::{EnvironmentKey, FlagKey, ProjectKey, SegmentKey};
 use capstan_store::{
-    AppliedChange, AuditEntry, ChangeSet, ConfigRecord, ConfigWrite, EnvironmentState, FlagWrite,
-    SegmentRecord, SegmentWrite, StoreError,
+    AppliedChange, AuditEntry, ChangeSet, ConfigRecord, ConfigWrite, EnvironmentState, FlagRecord,
+    FlagWrite, SegmentRecord, SegmentWrite, StoreError,
 };
 use serde_json::Value;
 
@@ -29,6 +31,13 @@ pub struct Plan<T> {
     pub settles_schedule: Option<i64>,
     /// What the handler answers with once the change is stored.
     pub result: T,
+}
+
+/// The rows a plan writes, apart from the plan, so they can move to a blocking thread.
+struct Writes {
+    flags: Vec<FlagWrite>,
+    configs: Vec<ConfigWrite>,
+    segments: Vec<SegmentWrite>,
 }
 
 /// The audit entry of a change, less what [`mutate`] fills in (time, actor, project).
@@ -85,10 +94,26 @@ pub async fn mutate<T>(
         if planned.is_empty() {
             return Ok((planned.result, None));
         }
-        for snapshot in &snapshots {
-            let next = apply_to_state(&snapshot.state, &planned);
-            compile(&next).map_err(|error| ApiError::InvalidDefinition(error.to_string()))?;
-        }
+        // Check the change by compiling every environment as it will be, off the async
+        // workers: a large environment takes a while to compile.
+        let writes = Writes {
+            flags: planned.flags.clone(),
+            configs: planned.configs.clone(),
+            segments: planned.segments.clone(),
+        };
+        let current = snapshots.clone();
+        let nexts = tokio::task::spawn_blocking(move || {
+            current
+                .iter()
+                .map(|snapshot| {
+                    let next = apply_to_state(&snapshot.state, &writes);
+                    compile(&next).map(|engine| (next, engine))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|error| ApiError::Internal(error.into()))?
+        .map_err(|error| ApiError::InvalidDefinition(error.to_string()))?;
         let change = ChangeSet {
             project: project.clone(),
             environments: snapshots
@@ -114,8 +139,28 @@ pub async fn mutate<T>(
         };
         match state.store.apply(change).await {
             Ok(applied) => {
-                for environment in environments {
-                    state.environments.refresh(project, environment).await?;
+                // What was checked is what was stored: install it without reloading, with
+                // the versions the store gave.
+                for (mut next, engine) in nexts {
+                    next.environment.revision += 1;
+                    let versions: HashMap<&FlagKey, i64> = applied
+                        .config_versions
+                        .iter()
+                        .filter(|(environment, _, _)| environment == &next.environment.key)
+                        .map(|(_, flag, version)| (flag, *version))
+                        .collect();
+                    for config in &mut next.configs {
+                        if let Some(version) = versions.get(&config.flag) {
+                            config.version = *version;
+                            config.updated_at = now;
+                        }
+                    }
+                    for segment in &mut next.segments {
+                        if segment.updated_at == 0 {
+                            segment.updated_at = now;
+                        }
+                    }
+                    state.environments.install(next, engine);
                 }
                 return Ok((planned.result, Some(applied)));
             }
@@ -150,48 +195,83 @@ async fn fresh_snapshot(
 }
 
 /// The environment's state as it will be after the plan, for checking before storing.
-fn apply_to_state<T>(current: &EnvironmentState, plan: &Plan<T>) -> EnvironmentState {
-    let mut next = current.clone();
+/// Linear in the size of the environment, whatever the number of writes.
+fn apply_to_state(current: &EnvironmentState, plan: &Writes) -> EnvironmentState {
     let environment = &current.environment.key;
+    let mut flags: BTreeMap<FlagKey, FlagRecord> = current
+        .flags
+        .iter()
+        .map(|flag| (flag.key.clone(), flag.clone()))
+        .collect();
     for write in &plan.flags {
         match write {
-            FlagWrite::Upsert(flag) => match next.flags.iter_mut().find(|f| f.key == flag.key) {
-                Some(existing) => *existing = flag.clone(),
-                None => next.flags.push(flag.clone()),
-            },
-            FlagWrite::Delete(key) => next.flags.retain(|f| &f.key != key),
+            FlagWrite::Upsert(flag) => {
+                flags.insert(flag.key.clone(), flag.clone());
+            }
+            FlagWrite::Delete(key) => {
+                flags.remove(key);
+            }
         }
     }
+    let mut configs: BTreeMap<FlagKey, ConfigRecord> = current
+        .configs
+        .iter()
+        .map(|config| (config.flag.clone(), config.clone()))
+        .collect();
     for write in plan
         .configs
         .iter()
         .filter(|w| &w.environment == environment)
     {
-        next.configs.retain(|c| c.flag != write.flag);
-        if let Some(config) = &write.config {
-            next.configs.push(ConfigRecord {
-                flag: write.flag.clone(),
-                config: config.clone(),
-                version: write.expected_version.unwrap_or(0) + 1,
-                updated_at: 0,
-            });
+        match &write.config {
+            Some(config) => {
+                configs.insert(
+                    write.flag.clone(),
+                    ConfigRecord {
+                        flag: write.flag.clone(),
+                        config: config.clone(),
+                        version: write.expected_version.unwrap_or(0) + 1,
+                        updated_at: 0,
+                    },
+                );
+            }
+            None => {
+                configs.remove(&write.flag);
+            }
         }
     }
+    let mut segments: BTreeMap<SegmentKey, SegmentRecord> = current
+        .segments
+        .iter()
+        .map(|segment| (segment.key.clone(), segment.clone()))
+        .collect();
     for write in plan
         .segments
         .iter()
         .filter(|w| &w.environment == environment)
     {
-        next.segments.retain(|s| s.key != write.key);
-        if let Some((description, rule)) = &write.segment {
-            next.segments.push(SegmentRecord {
-                key: write.key.clone(),
-                description: description.clone(),
-                rule: rule.clone(),
-                version: write.expected_version.unwrap_or(0) + 1,
-                updated_at: 0,
-            });
+        match &write.segment {
+            Some((description, rule)) => {
+                segments.insert(
+                    write.key.clone(),
+                    SegmentRecord {
+                        key: write.key.clone(),
+                        description: description.clone(),
+                        rule: rule.clone(),
+                        version: write.expected_version.unwrap_or(0) + 1,
+                        updated_at: 0,
+                    },
+                );
+            }
+            None => {
+                segments.remove(&write.key);
+            }
         }
     }
-    next
+    EnvironmentState {
+        environment: current.environment.clone(),
+        flags: flags.into_values().collect(),
+        configs: configs.into_values().collect(),
+        segments: segments.into_values().collect(),
+    }
 }

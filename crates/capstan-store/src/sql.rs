@@ -800,6 +800,12 @@ impl Store for SqlStore {
         })
         .collect::<Result<Vec<_>>>()?;
         tx.commit().await?;
+        // Order by the keys' bytes on every backend, whatever the database's collation, so
+        // a loaded environment lists its flags as a freshly written one does.
+        let (mut flags, mut configs, mut segments) = (flags, configs, segments);
+        flags.sort_by(|a, b| a.key.cmp(&b.key));
+        configs.sort_by(|a, b| a.flag.cmp(&b.flag));
+        segments.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(EnvironmentState {
             environment: environment_record,
             flags,

@@ -175,8 +175,8 @@ async fn import(
         let mut plan_flags = Vec::new();
         let mut configs = Vec::new();
         for (flag, config) in &file.flags {
-            let existing = target.state.flags.iter().find(|record| &record.key == flag);
-            let current = target.state.configs.iter().find(|record| &record.flag == flag);
+            let existing = target.flag(flag);
+            let current = target.config(flag);
             let config_value = Value::Object(config.clone());
             if existing.is_none() {
                 let variants = config.get("variants").and_then(Value::as_object);

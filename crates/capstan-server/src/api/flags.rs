@@ -78,19 +78,11 @@ fn flag_not_found(flag: &FlagKey) -> ApiError {
 }
 
 fn find_flag<'a>(snapshot: &'a EnvironmentSnapshot, flag: &FlagKey) -> Option<&'a FlagRecord> {
-    snapshot
-        .state
-        .flags
-        .iter()
-        .find(|record| &record.key == flag)
+    snapshot.flag(flag)
 }
 
 fn find_config<'a>(snapshot: &'a EnvironmentSnapshot, flag: &FlagKey) -> Option<&'a ConfigRecord> {
-    snapshot
-        .state
-        .configs
-        .iter()
-        .find(|record| &record.flag == flag)
+    snapshot.config(flag)
 }
 
 /// A flag's project-wide attributes as the API shows them.
