@@ -483,7 +483,10 @@ async fn a_new_environment_starts_with_every_flag_disabled() {
 async fn the_snapshot_installed_after_a_write_equals_what_the_store_holds() {
     each_backend!(|app| {
         app.create_flag(json!({ "key": "b-flag" })).await;
-        app.create_flag(json!({ "key": "A-flag", "type": "string", "variants": { "x": "x", "y": "y" } })).await;
+        app.create_flag(
+            json!({ "key": "A-flag", "type": "string", "variants": { "x": "x", "y": "y" } }),
+        )
+        .await;
         app.enable("production", "b-flag").await;
         app.admin(
             Method::PUT,
@@ -491,13 +494,32 @@ async fn the_snapshot_installed_after_a_write_equals_what_the_store_holds() {
             Some(json!({ "rule": { "==": [{ "var": "tier" }, "gold"] } })),
         )
         .await;
-        app.patch_config("production", "A-flag", json!({ "targeting": { "if": [{ "$ref": "vip" }, "y", null] } })).await;
-        app.admin(Method::DELETE, "/api/v1/projects/default/flags/b-flag", None).await;
+        app.patch_config(
+            "production",
+            "A-flag",
+            json!({ "targeting": { "if": [{ "$ref": "vip" }, "y", null] } }),
+        )
+        .await;
+        app.admin(
+            Method::DELETE,
+            "/api/v1/projects/default/flags/b-flag",
+            None,
+        )
+        .await;
         let project = capstan_model::ProjectKey::parse("default").unwrap();
         for env in ["production", "staging"] {
             let environment = capstan_model::EnvironmentKey::parse(env).unwrap();
-            let installed = app.state().environments.cached("default", env).expect("a snapshot");
-            let stored = app.state().store.load_environment(&project, &environment).await.unwrap();
+            let installed = app
+                .state()
+                .environments
+                .cached("default", env)
+                .expect("a snapshot");
+            let stored = app
+                .state()
+                .store
+                .load_environment(&project, &environment)
+                .await
+                .unwrap();
             assert_eq!(installed.state, stored, "{env}");
         }
     });
