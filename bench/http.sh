@@ -69,6 +69,10 @@ grep VmRSS /proc/$server/status | sed 's/^/with 100 flags:    /'
 /usr/bin/time -f "import of 10,000 flags took %e s" $capstan flags import "$work/flags10k.json" --env production >&2
 curl -s -o /dev/null -X POST -H "Authorization: Bearer $SDK_KEY" -d '{"context":{"targetingKey":"u"}}' "$url/ofrep/v1/evaluate/flags/flag-09999"
 grep VmRSS /proc/$server/status | sed 's/^/with 10,000 flags, right after importing them: /'
+echo "== flipping one flag among 10,000 (through the CLI, so including its start-up)"
+for i in 1 2 3; do
+  /usr/bin/time -f "flip took %e s" $capstan flags disable flag-0000$i --env production > /dev/null
+done
 # A restarted server holds only what it loads: the steady state.
 kill $server; wait $server || true
 : > "$work/out"
