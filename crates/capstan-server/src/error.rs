@@ -143,6 +143,31 @@ pub struct ErrorBody {
     pub current_version: Option<i64>,
 }
 
+/// The error answers a management route may give. It only describes them for the
+/// OpenAPI document; answers are built from [`ApiError`], so it is never constructed.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum ErrorResponses {
+    /// Bad request: the error names the field, or the path of a bad flag definition.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No token, or an unknown, expired or revoked one.
+    #[response(status = 401)]
+    Unauthenticated(ErrorBody),
+    /// The token's role may not do this.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// The project, environment or resource does not exist.
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// A version conflict (with `currentVersion`), or the resource already exists.
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// Too many requests for this token; `Retry-After` says when to retry.
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, kind) = self.describe();

@@ -42,6 +42,7 @@ use state::{AppState, Settings};
 #[openapi(
     info(title = "Capstan API", description = "Capstan's management API. Evaluation is OFREP, under /ofrep/v1."),
     modifiers(&BearerAuth),
+    components(schemas(error::ErrorBody)),
     tags(
         (name = "flags", description = "Feature flags and their configuration per environment"),
         (name = "projects", description = "Projects and environments"),

@@ -243,18 +243,7 @@ impl SqlStore {
         .await?
         .map(|row| row.try_get::<i64, _>("version"))
         .transpose()?;
-        match (current, write.expected_version) {
-            (Some(current), Some(expected)) if current == expected => {}
-            (None, None) => {}
-            (Some(current), _) => {
-                return Err(StoreError::VersionConflict {
-                    kind: "flag",
-                    key: write.flag.to_string(),
-                    current_version: current,
-                });
-            }
-            (None, Some(_)) => return Err(not_found("flag", &write.flag)),
-        }
+        check_version("flag", &write.flag, current, write.expected_version)?;
         // Versions keep counting across a delete and re-create, so history stays unique.
         let last = sqlx::query(
             "SELECT COALESCE(MAX(version), 0) AS version FROM flag_versions \
@@ -326,18 +315,7 @@ impl SqlStore {
         .await?
         .map(|row| row.try_get::<i64, _>("version"))
         .transpose()?;
-        match (current, write.expected_version) {
-            (Some(current), Some(expected)) if current == expected => {}
-            (None, None) => {}
-            (Some(current), _) => {
-                return Err(StoreError::VersionConflict {
-                    kind: "segment",
-                    key: write.key.to_string(),
-                    current_version: current,
-                });
-            }
-            (None, Some(_)) => return Err(not_found("segment", &write.key)),
-        }
+        check_version("segment", &write.key, current, write.expected_version)?;
         match &write.segment {
             Some((description, rule)) => {
                 sqlx::query(
@@ -436,6 +414,26 @@ fn normalise_url(url: &str) -> (Backend, String) {
     } else {
         // A plain path: create the file if it is missing.
         (Backend::Sqlite, format!("sqlite://{url}?mode=rwc"))
+    }
+}
+
+/// Optimistic concurrency: the row must be at the version the writer read, or absent
+/// when the writer expects to create it.
+fn check_version(
+    kind: &'static str,
+    key: &impl ToString,
+    current: Option<i64>,
+    expected: Option<i64>,
+) -> Result<()> {
+    match (current, expected) {
+        (Some(current), Some(expected)) if current == expected => Ok(()),
+        (None, None) => Ok(()),
+        (Some(current), _) => Err(StoreError::VersionConflict {
+            kind,
+            key: key.to_string(),
+            current_version: current,
+        }),
+        (None, Some(_)) => Err(not_found(kind, key.to_string())),
     }
 }
 

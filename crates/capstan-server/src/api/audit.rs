@@ -35,7 +35,7 @@ struct AuditQuery {
     tag = "audit",
     summary = "The audit trail, newest first",
     params(AuditQuery),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list(

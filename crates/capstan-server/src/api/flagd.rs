@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use super::body::JsonBody;
 use super::flags::{CONFIG_FIELDS, environment_key, project_environments, project_key};
+use super::paths;
 use crate::auth::Principal;
 use crate::environments::flagd_json;
 use crate::error::ApiError;
@@ -30,8 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     path = "/api/v1/projects/{project}/environments/{environment}/flagd",
     tag = "flagd",
     summary = "Export an environment as a flagd file",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key")),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    params(paths::Environment),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn export(
@@ -141,9 +142,9 @@ fn read_file(document: &Value) -> Result<ImportFile, ApiError> {
     path = "/api/v1/projects/{project}/environments/{environment}/flagd",
     tag = "flagd",
     summary = "Import a flagd file as one change",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("replace" = Option<bool>, Query, description = "Remove flags and segments not in the file")),
+    params(paths::Environment, ("replace" = Option<bool>, Query, description = "Remove flags and segments not in the file")),
     request_body = serde_json::Value,
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn import(

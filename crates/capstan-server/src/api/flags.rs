@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::{JsonBody, if_match, key};
+use super::paths;
 use crate::auth::Principal;
 use crate::clock::rfc3339;
 use crate::environments::EnvironmentSnapshot;
@@ -55,6 +56,21 @@ pub fn environment_key(text: &str) -> Result<EnvironmentKey, ApiError> {
 
 pub fn flag_key(text: &str) -> Result<FlagKey, ApiError> {
     key("flag", text, FlagKey::parse)
+}
+
+/// The flag a route addresses, parsed, once the caller is known to be allowed `action`.
+pub fn flag_scope(
+    principal: &Principal,
+    role: Role,
+    action: &'static str,
+    (project, environment, flag): (&str, &str, &str),
+) -> Result<(ProjectKey, EnvironmentKey, FlagKey), ApiError> {
+    principal.require(role, action)?;
+    Ok((
+        project_key(principal, project)?,
+        environment_key(environment)?,
+        flag_key(flag)?,
+    ))
 }
 
 pub async fn project_environments(
@@ -158,8 +174,8 @@ fn full_flag_json(flag: &FlagRecord, snapshots: &[Arc<EnvironmentSnapshot>]) -> 
     path = "/api/v1/projects/{project}/flags",
     tag = "flags",
     summary = "Flags with their configuration in every environment",
-    params(("project" = String, Path, description = "Project key")),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    params(paths::Project),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_flags(
@@ -189,8 +205,8 @@ async fn list_flags(
     path = "/api/v1/projects/{project}/environments/{environment}/flags",
     tag = "flags",
     summary = "Flags in one environment",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key")),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    params(paths::Environment),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_environment_flags(
@@ -219,8 +235,8 @@ async fn list_environment_flags(
     path = "/api/v1/projects/{project}/flags/{flag}",
     tag = "flags",
     summary = "One flag",
-    params(("project" = String, Path, description = "Project key"), ("flag" = String, Path, description = "Flag key")),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    params(paths::Flag),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn get_flag(
@@ -258,9 +274,9 @@ struct CreateFlag {
     path = "/api/v1/projects/{project}/flags",
     tag = "flags",
     summary = "Create a flag, disabled in every environment",
-    params(("project" = String, Path, description = "Project key")),
+    params(paths::Project),
     request_body = CreateFlag,
-    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    responses((status = 201, description = "Created", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn create_flag(
@@ -390,9 +406,9 @@ struct UpdateFlag {
     path = "/api/v1/projects/{project}/flags/{flag}",
     tag = "flags",
     summary = "Change a flag's description or client visibility",
-    params(("project" = String, Path, description = "Project key"), ("flag" = String, Path, description = "Flag key")),
+    params(paths::Flag),
     request_body = UpdateFlag,
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn update_flag(
@@ -453,8 +469,8 @@ async fn update_flag(
     path = "/api/v1/projects/{project}/flags/{flag}",
     tag = "flags",
     summary = "Delete a flag from every environment",
-    params(("project" = String, Path, description = "Project key"), ("flag" = String, Path, description = "Flag key")),
-    responses((status = 204, description = "Deleted"), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    params(paths::Flag),
+    responses((status = 204, description = "Deleted"), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn delete_flag(
@@ -511,8 +527,8 @@ async fn delete_flag(
     path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}",
     tag = "flags",
     summary = "One flag in one environment",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    params(paths::FlagInEnvironment),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn get_config(
@@ -520,10 +536,12 @@ async fn get_config(
     principal: Principal,
     Path((project, environment, flag)): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    principal.require(Role::Viewer, "read flags")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
-    let flag = flag_key(&flag)?;
+    let (project, environment, flag) = flag_scope(
+        &principal,
+        Role::Viewer,
+        "read flags",
+        (&project, &environment, &flag),
+    )?;
     let snapshot = state.environments.get(&project, &environment).await?;
     let record = find_flag(&snapshot, &flag).ok_or_else(|| flag_not_found(&flag))?;
     let config = find_config(&snapshot, &flag).ok_or_else(|| flag_not_found(&flag))?;
@@ -641,9 +659,9 @@ fn expected_version(
     path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}",
     tag = "flags",
     summary = "JSON merge patch of a flag's configuration (If-Match: version)",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
+    params(paths::FlagInEnvironment),
     request_body = serde_json::Value,
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn patch_config(
@@ -653,10 +671,12 @@ async fn patch_config(
     Path((project, environment, flag)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    principal.require(Role::Editor, "change flags")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
-    let flag = flag_key(&flag)?;
+    let (project, environment, flag) = flag_scope(
+        &principal,
+        Role::Editor,
+        "change flags",
+        (&project, &environment, &flag),
+    )?;
     config_fields(&body)?;
     let expected = expected_version(&headers, &body)?;
     let edit = |current: &Map<String, Value>| {
@@ -687,9 +707,9 @@ async fn patch_config(
     path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}",
     tag = "flags",
     summary = "Replace a flag's configuration (If-Match: version)",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
+    params(paths::FlagInEnvironment),
     request_body = serde_json::Value,
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn put_config(
@@ -699,10 +719,12 @@ async fn put_config(
     Path((project, environment, flag)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    principal.require(Role::Editor, "change flags")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
-    let flag = flag_key(&flag)?;
+    let (project, environment, flag) = flag_scope(
+        &principal,
+        Role::Editor,
+        "change flags",
+        (&project, &environment, &flag),
+    )?;
     config_fields(&body)?;
     let expected = expected_version(&headers, &body)?;
     let edit = |_: &Map<String, Value>| {
@@ -737,8 +759,8 @@ pub fn set_state(
     path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/enable",
     tag = "flags",
     summary = "Turn a flag on",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    params(paths::FlagInEnvironment),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn enable(
@@ -763,8 +785,8 @@ async fn enable(
     path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/disable",
     tag = "flags",
     summary = "Turn a flag off",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    params(paths::FlagInEnvironment),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn disable(
@@ -792,10 +814,12 @@ async fn toggle(
     to: &'static str,
     action: &'static str,
 ) -> Result<Response, ApiError> {
-    principal.require(Role::Editor, "change flags")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
-    let flag = flag_key(&flag)?;
+    let (project, environment, flag) = flag_scope(
+        &principal,
+        Role::Editor,
+        "change flags",
+        (&project, &environment, &flag),
+    )?;
     let expected = if_match(&headers)?;
     change_config(
         &state,
@@ -819,8 +843,8 @@ struct HistoryQuery {
     path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/history",
     tag = "flags",
     summary = "Every version of a flag in an environment",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key"), ("limit" = Option<usize>, Query, description = "Most versions to return")),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    params(paths::FlagInEnvironment, ("limit" = Option<usize>, Query, description = "Most versions to return")),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn history(
@@ -829,10 +853,12 @@ async fn history(
     Path((project, environment, flag)): Path<(String, String, String)>,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Viewer, "read flag history")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
-    let flag = flag_key(&flag)?;
+    let (project, environment, flag) = flag_scope(
+        &principal,
+        Role::Viewer,
+        "read flag history",
+        (&project, &environment, &flag),
+    )?;
     let versions = state
         .store
         .flag_history(&project, &environment, &flag)
@@ -870,9 +896,9 @@ struct RevertBody {
     path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/revert",
     tag = "flags",
     summary = "Restore an earlier version as a new change",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
+    params(paths::FlagInEnvironment),
     request_body = RevertBody,
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn revert(
@@ -882,10 +908,12 @@ async fn revert(
     Path((project, environment, flag)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<RevertBody>,
 ) -> Result<Response, ApiError> {
-    principal.require(Role::Editor, "revert flags")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
-    let flag = flag_key(&flag)?;
+    let (project, environment, flag) = flag_scope(
+        &principal,
+        Role::Editor,
+        "revert flags",
+        (&project, &environment, &flag),
+    )?;
     let versions = state
         .store
         .flag_history(&project, &environment, &flag)

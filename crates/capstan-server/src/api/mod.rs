@@ -4,6 +4,7 @@ pub mod audit;
 pub mod body;
 pub mod flagd;
 pub mod flags;
+pub mod paths;
 pub mod projects;
 pub mod schedules;
 pub mod segments;

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::body::{JsonBody, key};
 use super::flags::project_key;
+use super::paths;
 use crate::auth::Principal;
 use crate::clock::rfc3339;
 use crate::error::ApiError;
@@ -37,7 +38,7 @@ fn environment_json(environment: &EnvironmentRecord) -> Value {
     path = "/api/v1/projects",
     tag = "projects",
     summary = "Projects",
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_projects(
@@ -61,8 +62,8 @@ async fn list_projects(
     path = "/api/v1/projects/{project}/environments",
     tag = "projects",
     summary = "Environments of a project",
-    params(("project" = String, Path, description = "Project key")),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    params(paths::Project),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_environments(
@@ -94,9 +95,9 @@ struct CreateEnvironment {
     path = "/api/v1/projects/{project}/environments",
     tag = "projects",
     summary = "Create an environment",
-    params(("project" = String, Path, description = "Project key")),
+    params(paths::Project),
     request_body = CreateEnvironment,
-    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    responses((status = 201, description = "Created", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn create_environment(

@@ -12,7 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::JsonBody;
-use super::flags::{environment_key, flag_key, project_key};
+use super::flags::{environment_key, flag_scope, project_key};
+use super::paths;
 use crate::auth::Principal;
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::error::ApiError;
@@ -80,9 +81,9 @@ struct CreateSchedule {
     path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/schedules",
     tag = "schedules",
     summary = "Schedule a change to a flag",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
+    params(paths::FlagInEnvironment),
     request_body = CreateSchedule,
-    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    responses((status = 201, description = "Created", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn create(
@@ -91,10 +92,12 @@ async fn create(
     Path((project, environment, flag)): Path<(String, String, String)>,
     JsonBody(body): JsonBody<CreateSchedule>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    principal.require(Role::Editor, "schedule flag changes")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
-    let flag = flag_key(&flag)?;
+    let (project, environment, flag) = flag_scope(
+        &principal,
+        Role::Editor,
+        "schedule flag changes",
+        (&project, &environment, &flag),
+    )?;
     let run_at = parse_rfc3339(&body.at)
         .ok_or_else(|| ApiError::field("at", "expected an RFC 3339 time"))?;
     let mut action = json!({ "kind": body.action });
@@ -166,8 +169,8 @@ async fn create(
     path = "/api/v1/projects/{project}/environments/{environment}/schedules",
     tag = "schedules",
     summary = "Scheduled changes of an environment",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key")),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    params(paths::Environment),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list(
@@ -193,8 +196,8 @@ async fn list(
     path = "/api/v1/projects/{project}/environments/{environment}/flags/{flag}/schedules",
     tag = "schedules",
     summary = "Scheduled changes of a flag",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("flag" = String, Path, description = "Flag key")),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    params(paths::FlagInEnvironment),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_for_flag(
@@ -202,10 +205,12 @@ async fn list_for_flag(
     principal: Principal,
     Path((project, environment, flag)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Viewer, "read scheduled changes")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
-    let flag = flag_key(&flag)?;
+    let (project, environment, flag) = flag_scope(
+        &principal,
+        Role::Viewer,
+        "read scheduled changes",
+        (&project, &environment, &flag),
+    )?;
     let schedules: Vec<Value> = state
         .store
         .list_schedules(&project, &environment)
@@ -222,8 +227,8 @@ async fn list_for_flag(
     path = "/api/v1/projects/{project}/environments/{environment}/schedules/{id}",
     tag = "schedules",
     summary = "Cancel a pending scheduled change",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("id" = i64, Path, description = "Schedule id")),
-    responses((status = 204, description = "Cancelled"), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    params(paths::Environment, ("id" = i64, Path, description = "Schedule id")),
+    responses((status = 204, description = "Cancelled"), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn cancel(

@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use super::body::{JsonBody, if_match, key};
 use super::flags::{environment_key, project_key};
+use super::paths;
 use crate::auth::Principal;
 use crate::clock::rfc3339;
 use crate::error::ApiError;
@@ -42,8 +43,8 @@ fn segment_json(segment: &SegmentRecord) -> Value {
     path = "/api/v1/projects/{project}/environments/{environment}/segments",
     tag = "segments",
     summary = "Segments of an environment",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key")),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    params(paths::Environment),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list(
@@ -64,8 +65,8 @@ async fn list(
     path = "/api/v1/projects/{project}/environments/{environment}/segments/{segment}",
     tag = "segments",
     summary = "One segment",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("segment" = String, Path, description = "Segment key")),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    params(paths::SegmentInEnvironment),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn get_segment(
@@ -103,9 +104,9 @@ struct PutSegment {
     path = "/api/v1/projects/{project}/environments/{environment}/segments/{segment}",
     tag = "segments",
     summary = "Create or replace a segment",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("segment" = String, Path, description = "Segment key")),
+    params(paths::SegmentInEnvironment),
     request_body = PutSegment,
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 409, description = "Version conflict or already exists", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn put_segment(
@@ -184,8 +185,8 @@ async fn put_segment(
     path = "/api/v1/projects/{project}/environments/{environment}/segments/{segment}",
     tag = "segments",
     summary = "Delete a segment",
-    params(("project" = String, Path, description = "Project key"), ("environment" = String, Path, description = "Environment key"), ("segment" = String, Path, description = "Segment key")),
-    responses((status = 204, description = "Deleted"), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    params(paths::SegmentInEnvironment),
+    responses((status = 204, description = "Deleted"), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn delete_segment(

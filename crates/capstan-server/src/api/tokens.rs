@@ -87,7 +87,7 @@ struct CreateToken {
     tag = "tokens",
     summary = "Create a token; the secret is shown only in this answer",
     request_body = CreateToken,
-    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    responses((status = 201, description = "Created", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn create_token(
@@ -184,7 +184,7 @@ async fn create_token(
     path = "/api/v1/tokens",
     tag = "tokens",
     summary = "Tokens (never their secrets)",
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_tokens(
@@ -225,7 +225,7 @@ async fn find_token(
     tag = "tokens",
     summary = "One token",
     params(("id" = String, Path, description = "Token id")),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn get_token(
@@ -252,7 +252,7 @@ struct RotateToken {
     summary = "Replace a token; the old one works for the grace period",
     params(("id" = String, Path, description = "Token id")),
     request_body = RotateToken,
-    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    responses((status = 201, description = "Created", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn rotate_token(
@@ -319,7 +319,7 @@ async fn rotate_token(
     tag = "tokens",
     summary = "Revoke a token at once",
     params(("id" = String, Path, description = "Token id")),
-    responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request; the error names the field", body = crate::error::ErrorBody), (status = 401, description = "No valid token", body = crate::error::ErrorBody), (status = 403, description = "The role may not do this", body = crate::error::ErrorBody), (status = 404, description = "Not found", body = crate::error::ErrorBody)),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn revoke_token(

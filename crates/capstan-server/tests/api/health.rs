@@ -147,6 +147,15 @@ async fn the_openapi_document_describes_the_routes_that_exist() {
         let create = &paths["/api/v1/projects/{project}/flags"]["post"]["requestBody"];
         assert!(create.to_string().contains("CreateFlag"), "{create}");
         assert!(document["components"]["schemas"]["ErrorBody"]["properties"]["code"].is_object());
+        // Every schema the document refers to is in it.
+        let text = document.to_string();
+        for reference in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = &reference[..reference.find('"').unwrap()];
+            assert!(
+                document["components"]["schemas"].get(name).is_some(),
+                "dangling reference to {name}"
+            );
+        }
     });
 }
 

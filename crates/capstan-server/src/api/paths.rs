@@ -1,0 +1,58 @@
+//! The path parameters of the management routes, described once for the OpenAPI
+//! document. Handlers read them as tuples; these types only document them.
+
+#![allow(dead_code)]
+
+use utoipa::IntoParams;
+
+/// A project.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct Project {
+    /// Project key, such as `default`.
+    project: String,
+}
+
+/// An environment of a project.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct Environment {
+    /// Project key, such as `default`.
+    project: String,
+    /// Environment key, such as `production`.
+    environment: String,
+}
+
+/// A flag of a project.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct Flag {
+    /// Project key, such as `default`.
+    project: String,
+    /// Flag key, such as `new-checkout`.
+    flag: String,
+}
+
+/// A flag in one environment.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct FlagInEnvironment {
+    /// Project key, such as `default`.
+    project: String,
+    /// Environment key, such as `production`.
+    environment: String,
+    /// Flag key, such as `new-checkout`.
+    flag: String,
+}
+
+/// A segment in one environment.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SegmentInEnvironment {
+    /// Project key, such as `default`.
+    project: String,
+    /// Environment key, such as `production`.
+    environment: String,
+    /// Segment key, the name `$ref` uses.
+    segment: String,
+}
