@@ -3,7 +3,9 @@
 //! evaluation takes a read lock, clones an `Arc` and never touches the store.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use tokio::sync::watch;
 
 use capstan_flags::{CompiledEnvironment, DefinitionError, FlagdDocument};
 use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey};
@@ -23,6 +25,8 @@ pub struct EnvironmentSnapshot {
     pub flags: HashMap<String, FlagInfo>,
     /// Where each flag's record and configuration sit in `state`.
     positions: HashMap<FlagKey, (usize, Option<usize>)>,
+    /// The SDK's copy of the environment, serialised once and shared by every stream.
+    sdk_document: OnceLock<Arc<str>>,
 }
 
 pub struct FlagInfo {
@@ -36,6 +40,30 @@ pub struct FlagInfo {
 impl EnvironmentSnapshot {
     pub fn revision(&self) -> i64 {
         self.state.environment.revision
+    }
+
+    /// What an SDK evaluates locally: the environment's flagd document with its revision
+    /// and each flag's type, as JSON text built on first use.
+    pub fn sdk_document(&self) -> Arc<str> {
+        self.sdk_document
+            .get_or_init(|| {
+                let mut document = match flagd_json(&self.state) {
+                    Value::Object(document) => document,
+                    _ => Map::new(),
+                };
+                let types: Map<String, Value> = self
+                    .state
+                    .flags
+                    .iter()
+                    .map(|flag| (flag.key.to_string(), Value::from(flag.flag_type.as_str())))
+                    .collect();
+                document.insert("project".into(), Value::from(self.project.as_str()));
+                document.insert("environment".into(), Value::from(self.environment.as_str()));
+                document.insert("revision".into(), Value::from(self.revision()));
+                document.insert("types".into(), Value::Object(types));
+                Arc::from(Value::Object(document).to_string())
+            })
+            .clone()
     }
 
     /// A flag's project-wide record, if the project has the flag.
@@ -141,7 +169,11 @@ fn off_variant(flag_type: FlagType, config: &Value) -> Option<(String, Value)> {
 pub struct Environments {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
-    snapshots: RwLock<HashMap<ProjectKey, HashMap<EnvironmentKey, Arc<EnvironmentSnapshot>>>>,
+    /// Each environment's current snapshot, in a watch channel: SDK streams subscribe to
+    /// it and hear about every new snapshot.
+    snapshots: RwLock<
+        HashMap<ProjectKey, HashMap<EnvironmentKey, watch::Sender<Arc<EnvironmentSnapshot>>>>,
+    >,
 }
 
 impl Environments {
@@ -159,7 +191,53 @@ impl Environments {
             .snapshots
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        snapshots.get(project)?.get(environment).cloned()
+        snapshots
+            .get(project)?
+            .get(environment)
+            .map(|sender| sender.borrow().clone())
+    }
+
+    /// Follows an environment: the receiver holds the current snapshot and wakes on
+    /// every new one.
+    pub async fn subscribe(
+        &self,
+        project: &ProjectKey,
+        environment: &EnvironmentKey,
+    ) -> Result<watch::Receiver<Arc<EnvironmentSnapshot>>, ApiError> {
+        self.get(project, environment).await?;
+        let snapshots = self
+            .snapshots
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        snapshots
+            .get(project.as_str())
+            .and_then(|environments| environments.get(environment.as_str()))
+            .map(watch::Sender::subscribe)
+            .ok_or_else(|| ApiError::NotFound {
+                kind: "environment",
+                key: environment.to_string(),
+            })
+    }
+
+    /// The revision of every environment this replica has loaded, to check against the
+    /// store's after missing notifications.
+    pub fn loaded(&self) -> Vec<(ProjectKey, EnvironmentKey, i64)> {
+        let snapshots = self
+            .snapshots
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        snapshots
+            .iter()
+            .flat_map(|(project, environments)| {
+                environments.iter().map(|(environment, sender)| {
+                    (
+                        project.clone(),
+                        environment.clone(),
+                        sender.borrow().revision(),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// The environment's snapshot, loading and compiling it on first use.
@@ -216,13 +294,18 @@ impl Environments {
             .or_default()
             .entry(snapshot.environment.clone());
         match slot {
-            std::collections::hash_map::Entry::Occupied(mut occupied) => {
-                if occupied.get().revision() <= snapshot.revision() {
-                    occupied.insert(snapshot);
+            std::collections::hash_map::Entry::Occupied(occupied) => {
+                let sender = occupied.get();
+                // A slower refresh must not replace a newer snapshot.
+                if sender.borrow().revision() < snapshot.revision() {
+                    sender.send_replace(snapshot);
                 }
-                occupied.get().clone()
+                sender.borrow().clone()
             }
-            std::collections::hash_map::Entry::Vacant(vacant) => vacant.insert(snapshot).clone(),
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                vacant.insert(watch::Sender::new(snapshot.clone()));
+                snapshot
+            }
         }
     }
 
@@ -259,6 +342,7 @@ impl Environments {
             engine,
             flags,
             positions,
+            sdk_document: OnceLock::new(),
         }
     }
 

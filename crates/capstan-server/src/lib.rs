@@ -16,6 +16,7 @@ pub mod mutations;
 pub mod ofrep;
 pub mod rate_limit;
 pub mod scheduler;
+pub mod sdk;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -51,7 +52,8 @@ use state::{AppState, Settings};
         (name = "flagd", description = "flagd file import and export"),
         (name = "tokens", description = "API tokens"),
         (name = "audit", description = "The audit trail"),
-        (name = "ofrep", description = "OpenFeature Remote Evaluation Protocol")
+        (name = "ofrep", description = "OpenFeature Remote Evaluation Protocol"),
+        (name = "sdk", description = "Configuration and live updates for SDKs that evaluate locally")
     )
 )]
 struct ApiDoc;
@@ -81,6 +83,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::flagd::router())
         .merge(api::tokens::router())
         .merge(api::audit::router())
+        .merge(sdk::router())
         .split_for_parts()
 }
 
@@ -191,14 +194,13 @@ pub struct RunningServer {
     pub state: AppState,
     /// The admin token, when this start generated it.
     pub generated_admin_token: Option<String>,
-    shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish, and waits.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        let _ = self.shutdown.send(true);
+        self.state.shutdown.send_replace(true);
         self.task
             .await
             .context("server task failed")?
@@ -240,12 +242,12 @@ pub async fn start(config: &ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
     let address = listener
         .local_addr()
         .context("failed to read listen address")?;
-    let (shutdown, mut stopped) = tokio::sync::watch::channel(false);
+    let mut stopped = state.shutdown.subscribe();
     if config.scheduler_interval_ms > 0 {
         tokio::spawn(scheduler::run(
             state.clone(),
             Duration::from_millis(config.scheduler_interval_ms),
-            shutdown.subscribe(),
+            state.shutdown.subscribe(),
         ));
     }
     let app = app(state.clone());
@@ -260,7 +262,6 @@ pub async fn start(config: &ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         address,
         state,
         generated_admin_token: generated,
-        shutdown,
         task,
     })
 }

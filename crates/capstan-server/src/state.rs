@@ -22,6 +22,8 @@ pub struct AppState {
     /// Serialises this replica's writes, so that two requests here do not race each
     /// other into revision conflicts; the store's revisions order writes across replicas.
     pub write_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Turns true when the server starts shutting down; long-lived streams end on it.
+    pub shutdown: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// The parts of the configuration handlers read.
@@ -48,6 +50,7 @@ impl AppState {
             metrics,
             settings: Arc::new(settings),
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
+            shutdown: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
     }
 }

@@ -10,4 +10,5 @@ mod flags;
 mod health;
 mod ofrep;
 mod schedules;
+mod sdk;
 mod tokens;
