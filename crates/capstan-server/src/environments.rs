@@ -166,14 +166,15 @@ fn off_variant(flag_type: FlagType, config: &Value) -> Option<(String, Value)> {
     Some((name.clone(), value.clone()))
 }
 
+/// An environment's current snapshot, which subscribers follow.
+type Followed = watch::Sender<Arc<EnvironmentSnapshot>>;
+
 pub struct Environments {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     /// Each environment's current snapshot, in a watch channel: SDK streams subscribe to
     /// it and hear about every new snapshot.
-    snapshots: RwLock<
-        HashMap<ProjectKey, HashMap<EnvironmentKey, watch::Sender<Arc<EnvironmentSnapshot>>>>,
-    >,
+    snapshots: RwLock<HashMap<ProjectKey, HashMap<EnvironmentKey, Followed>>>,
 }
 
 impl Environments {
