@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod environments;
@@ -242,6 +243,16 @@ pub async fn start(config: &ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
     let address = listener
         .local_addr()
         .context("failed to read listen address")?;
+    // Listening starts before the server serves, so no change committed after this
+    // replica answers its first request can go unheard.
+    if let Some(feed) = state
+        .store
+        .changes()
+        .await
+        .context("failed to listen for changes")?
+    {
+        tokio::spawn(changes::follow(state.clone(), feed));
+    }
     let mut stopped = state.shutdown.subscribe();
     if config.scheduler_interval_ms > 0 {
         tokio::spawn(scheduler::run(

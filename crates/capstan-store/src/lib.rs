@@ -9,6 +9,7 @@
 //! Timestamps are Unix milliseconds chosen by the caller; the store never reads a clock.
 
 mod error;
+mod feed;
 mod migrations;
 mod records;
 mod sql;
@@ -16,6 +17,7 @@ mod sql;
 pub mod testing;
 
 pub use error::StoreError;
+pub use feed::{Change, ChangeFeed};
 pub use records::*;
 pub use sql::{OpenOptions, SqlStore};
 
@@ -29,6 +31,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub trait Store: Send + Sync + 'static {
     /// Which database is behind this store, for logs and `/readyz`.
     fn backend(&self) -> Backend;
+
+    /// Changes committed by any replica, as they commit; `None` where the backend has only
+    /// one process (SQLite), so there is nobody else to hear from.
+    async fn changes(&self) -> Result<Option<ChangeFeed>>;
 
     /// Answers when the database can be reached.
     async fn ping(&self) -> Result<()>;

@@ -24,6 +24,8 @@ const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 pub struct SqlStore {
     pool: Pool<Any>,
     backend: Backend,
+    /// The database URL, for the dedicated connection that listens for changes.
+    url: String,
 }
 
 /// How [`SqlStore::open_with`] prepares the database.
@@ -74,7 +76,11 @@ impl SqlStore {
                 .await
                 .map_err(|error| StoreError::Open(error.to_string()))?,
         };
-        let store = SqlStore { pool, backend };
+        let store = SqlStore {
+            pool,
+            backend,
+            url: url.clone(),
+        };
         store.migrate(options.migrate_up_to).await?;
         Ok(store)
     }
@@ -132,8 +138,11 @@ impl SqlStore {
 
     /// Checks that the environment exists and increments its revision if it is still
     /// `expected`. Runs first in a transaction, so the transaction holds the write lock
-    /// from its first statement.
+    /// from its first statement. On PostgreSQL it also queues a notification of the new
+    /// revision, which PostgreSQL delivers to every listening replica when (and only if)
+    /// the transaction commits.
     async fn bump_revision(
+        &self,
         tx: &mut Transaction<'_, Any>,
         project: &ProjectKey,
         environment: &EnvironmentKey,
@@ -149,6 +158,14 @@ impl SqlStore {
         .execute(&mut **tx)
         .await?;
         if updated.rows_affected() == 1 {
+            if self.backend == Backend::Postgres {
+                let notice = format!("{project}/{environment}/{}", expected + 1);
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(crate::feed::CHANNEL)
+                    .bind(notice)
+                    .execute(&mut **tx)
+                    .await?;
+            }
             return Ok(());
         }
         let exists =
@@ -575,6 +592,13 @@ impl Store for SqlStore {
         self.backend
     }
 
+    async fn changes(&self) -> Result<Option<crate::ChangeFeed>> {
+        match self.backend {
+            Backend::Sqlite => Ok(None),
+            Backend::Postgres => crate::ChangeFeed::listen(&self.url).await.map(Some),
+        }
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -826,7 +850,8 @@ impl Store for SqlStore {
     async fn apply(&self, change: ChangeSet) -> Result<AppliedChange> {
         let mut tx = self.pool.begin().await?;
         for (environment, expected) in &change.environments {
-            Self::bump_revision(&mut tx, &change.project, environment, *expected).await?;
+            self.bump_revision(&mut tx, &change.project, environment, *expected)
+                .await?;
         }
         let audit_id = Self::insert_audit(&mut tx, &change.audit).await?;
         // Configurations go before flag deletes and after flag inserts, so that foreign

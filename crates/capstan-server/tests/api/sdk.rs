@@ -71,6 +71,18 @@ impl EventReader {
     }
 }
 
+/// Opens an SDK stream on any server, by its base URL.
+async fn open_stream_at(base: &str, key: &str) -> EventReader {
+    let response = reqwest::Client::new()
+        .get(format!("{base}/api/v1/sdk/stream"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    EventReader::new(response)
+}
+
 pub(crate) async fn open_stream(
     app: &TestApp,
     key: &str,
@@ -228,5 +240,66 @@ async fn shutdown_ends_open_streams() {
             .expect("graceful shutdown waited for an open stream")
             .unwrap();
         assert!(stream.next().await.is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_change_through_one_replica_reaches_the_streams_of_another() {
+    for backend in capstan_store::testing::backends() {
+        // Replicas share a database only on PostgreSQL; SQLite is one process.
+        if !matches!(backend, capstan_store::testing::TestBackend::Postgres(_)) {
+            continue;
+        }
+        let a = TestApp::spawn(&backend).await;
+        let clock = std::sync::Arc::new(capstan_server::clock::ManualClock::new(
+            crate::helpers::START_MS,
+        ));
+        let b = capstan_server::start(
+            &crate::helpers::config(&a.database.url, &Default::default()),
+            clock,
+        )
+        .await
+        .unwrap();
+        let b_url = format!("http://{}", b.address);
+        a.create_flag(json!({ "key": "shared" })).await;
+        let sdk = a.token("sdk", Some("production")).await;
+
+        let mut on_b = open_stream_at(&b_url, &sdk).await;
+        let first: Value = serde_json::from_str(&on_b.next().await.unwrap().data).unwrap();
+        assert_eq!(first["flags"]["shared"]["state"], "DISABLED");
+        a.enable("production", "shared").await;
+        let second: Value = serde_json::from_str(&on_b.next().await.unwrap().data).unwrap();
+        assert_eq!(second["flags"]["shared"]["state"], "ENABLED");
+        assert_eq!(
+            second["revision"].as_i64().unwrap(),
+            first["revision"].as_i64().unwrap() + 1
+        );
+
+        // B evaluates the new configuration too, and B's writes reach A's streams.
+        let on_b_ofrep: Value = reqwest::Client::new()
+            .post(format!("{b_url}/ofrep/v1/evaluate/flags/shared"))
+            .bearer_auth(&sdk)
+            .json(&json!({ "context": {} }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(on_b_ofrep["value"], true);
+        let mut on_a = open_stream(&a, &sdk, None).await;
+        on_a.next().await.unwrap();
+        let response = reqwest::Client::new()
+            .post(format!(
+                "{b_url}/api/v1/projects/default/environments/production/flags/shared/disable"
+            ))
+            .bearer_auth(crate::helpers::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let third: Value = serde_json::from_str(&on_a.next().await.unwrap().data).unwrap();
+        assert_eq!(third["flags"]["shared"]["state"], "DISABLED");
+        b.shutdown().await.unwrap();
     }
 }
