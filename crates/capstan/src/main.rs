@@ -54,7 +54,10 @@ async fn serve(config: capstan_server::ServeConfig) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let server =
+    // Signal handlers go in before the server announces itself: a SIGTERM that follows
+    // "Listening on" must shut down gracefully, never kill the process mid-request.
+    let mut signals = ShutdownSignals::install()?;
+    let mut server =
         capstan_server::start(&config, Arc::new(capstan_server::clock::SystemClock)).await?;
     if let Some(token) = &server.generated_admin_token {
         println!(
@@ -65,28 +68,33 @@ async fn serve(config: capstan_server::ServeConfig) -> anyhow::Result<()> {
     tracing::info!(address = %server.address, store = server.state.store.backend().as_str(), "capstan is serving");
     // One stable line on stdout, for people and for scripts that start Capstan on port 0.
     println!("Listening on http://{}", server.address);
-    let mut server = server;
     tokio::select! {
         result = server.wait() => return result,
-        signal = shutdown_signal() => signal?,
+        () = signals.recv() => {}
     }
     tracing::info!("shutting down: finishing in-flight requests");
     server.shutdown().await
 }
 
-async fn shutdown_signal() -> anyhow::Result<()> {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("failed to listen for SIGTERM")?;
+/// SIGTERM and SIGINT, listened for from the moment this is made.
+struct ShutdownSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn install() -> anyhow::Result<ShutdownSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignals {
+            terminate: signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("failed to listen for SIGINT")?,
+        })
+    }
+
+    async fn recv(&mut self) {
         tokio::select! {
-            result = interrupt => result.context("failed to listen for SIGINT")?,
-            _ = terminate.recv() => {}
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
         }
     }
-    #[cfg(not(unix))]
-    interrupt.await.context("failed to listen for ctrl-c")?;
-    Ok(())
 }
