@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod environments;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod mutations;
@@ -85,6 +86,7 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::tokens::router())
         .merge(api::audit::router())
         .merge(sdk::router())
+        .merge(events::router())
         .split_for_parts()
 }
 

@@ -125,6 +125,18 @@ pub trait Store: Send + Sync + 'static {
     async fn settle_schedule(&self, id: i64, outcome: ScheduleOutcome, at: i64) -> Result<bool>;
 
     async fn cancel_schedule(&self, id: i64, audit: AuditEntry) -> Result<()>;
+
+    /// Stores events, all or none, and returns how many were stored.
+    async fn insert_events(&self, events: &[EventRecord]) -> Result<u64>;
+
+    /// Events of one environment after the event id `after`, oldest first, with their ids.
+    async fn list_events(
+        &self,
+        project: &ProjectKey,
+        environment: &EnvironmentKey,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, EventRecord)>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

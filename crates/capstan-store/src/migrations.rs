@@ -167,4 +167,42 @@ CREATE TABLE scheduled_changes (
 CREATE INDEX scheduled_changes_due ON scheduled_changes (status, run_at);
 "],
     },
+    Migration {
+        version: 3,
+        description: "evaluation and metric events from SDKs",
+        sqlite: &["
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    flag TEXT,
+    variant TEXT,
+    metric TEXT,
+    targeting_key TEXT NOT NULL,
+    value DOUBLE PRECISION,
+    at BIGINT NOT NULL,
+    received_at BIGINT NOT NULL
+);
+CREATE INDEX events_by_flag ON events (project, environment, flag, at);
+CREATE INDEX events_by_metric ON events (project, environment, metric, at);
+"],
+        postgres: &["
+CREATE TABLE events (
+    id BIGSERIAL PRIMARY KEY,
+    project TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    flag TEXT,
+    variant TEXT,
+    metric TEXT,
+    targeting_key TEXT NOT NULL,
+    value DOUBLE PRECISION,
+    at BIGINT NOT NULL,
+    received_at BIGINT NOT NULL
+);
+CREATE INDEX events_by_flag ON events (project, environment, flag, at);
+CREATE INDEX events_by_metric ON events (project, environment, metric, at);
+"],
+    },
 ];

@@ -1085,6 +1085,107 @@ impl Store for SqlStore {
         Ok(updated.rows_affected() == 1)
     }
 
+    async fn insert_events(&self, events: &[EventRecord]) -> Result<u64> {
+        // Multi-row inserts in one transaction: a batch costs a few statements, not one
+        // per event. 500 rows of 10 columns stays far below SQLite's parameter limit.
+        const ROWS_PER_STATEMENT: usize = 500;
+        const COLUMNS: usize = 10;
+        let mut tx = self.pool.begin().await?;
+        let mut stored = 0;
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = String::from(
+                "INSERT INTO events (project, environment, kind, flag, variant, metric, targeting_key, \
+                 value, at, received_at) VALUES ",
+            );
+            for row in 0..chunk.len() {
+                if row > 0 {
+                    sql.push_str(", ");
+                }
+                let placeholders: Vec<String> = (1..=COLUMNS)
+                    .map(|column| format!("${}", row * COLUMNS + column))
+                    .collect();
+                sql.push('(');
+                sql.push_str(&placeholders.join(", "));
+                sql.push(')');
+            }
+            let mut query = sqlx::query(&sql);
+            for event in chunk {
+                let (kind, flag, variant, metric, value) = match &event.kind {
+                    EventKind::Exposure { flag, variant } => (
+                        "exposure",
+                        Some(flag.as_str().to_owned()),
+                        Some(variant.clone()),
+                        None,
+                        None,
+                    ),
+                    EventKind::Metric { metric, value } => {
+                        ("metric", None, None, Some(metric.clone()), Some(*value))
+                    }
+                };
+                query = query
+                    .bind(event.project.as_str())
+                    .bind(event.environment.as_str())
+                    .bind(kind)
+                    .bind(flag)
+                    .bind(variant)
+                    .bind(metric)
+                    .bind(&event.targeting_key)
+                    .bind(value)
+                    .bind(event.at)
+                    .bind(event.received_at);
+            }
+            stored += query.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn list_events(
+        &self,
+        project: &ProjectKey,
+        environment: &EnvironmentKey,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, EventRecord)>> {
+        let rows = sqlx::query(
+            "SELECT id, project, environment, kind, flag, variant, metric, targeting_key, value, at, received_at \
+             FROM events WHERE project = $1 AND environment = $2 AND id > $3 ORDER BY id LIMIT $4",
+        )
+        .bind(project.as_str())
+        .bind(environment.as_str())
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let kind: String = row.try_get("kind")?;
+                let kind = match kind.as_str() {
+                    "exposure" => EventKind::Exposure {
+                        flag: key_column(row, "flag", FlagKey::parse)?,
+                        variant: row.try_get("variant")?,
+                    },
+                    "metric" => EventKind::Metric {
+                        metric: row.try_get("metric")?,
+                        value: row.try_get("value")?,
+                    },
+                    other => return Err(corrupt(format!("event kind {other:?}"))),
+                };
+                Ok((
+                    row.try_get("id")?,
+                    EventRecord {
+                        project: key_column(row, "project", ProjectKey::parse)?,
+                        environment: key_column(row, "environment", EnvironmentKey::parse)?,
+                        kind,
+                        targeting_key: row.try_get("targeting_key")?,
+                        at: row.try_get("at")?,
+                        received_at: row.try_get("received_at")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     async fn cancel_schedule(&self, id: i64, audit: AuditEntry) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(

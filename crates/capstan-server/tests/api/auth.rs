@@ -134,6 +134,14 @@ fn routes(schedule: i64, token_id: &str) -> Vec<(Method, String, Option<Value>, 
             "admin",
         ),
         (Method::GET, "/api/v1/sdk/config".into(), None, "sdk"),
+        (
+            Method::POST,
+            "/api/v1/events".into(),
+            Some(
+                json!({ "events": [{ "kind": "metric", "metric": "m", "targetingKey": "u", "timestamp": "2026-01-01T00:00:00Z" }] }),
+            ),
+            "client",
+        ),
         (Method::GET, "/api/v1/sdk/stream".into(), None, "sdk"),
         (
             Method::DELETE,
@@ -181,6 +189,7 @@ async fn every_management_route_checks_the_role() {
             "admin" => "editor",
             "editor" => "viewer",
             "sdk" => "client",
+            "client" => "viewer",
             _ => "sdk",
         };
         let table = routes(

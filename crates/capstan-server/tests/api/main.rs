@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod events;
 mod flagd;
 mod flags;
 mod health;

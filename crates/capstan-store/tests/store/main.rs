@@ -611,3 +611,51 @@ async fn concurrent_writers_never_lose_an_acknowledged_change() {
     }
     each_backend!(check);
 }
+
+#[tokio::test]
+async fn events_are_stored_in_batches_and_read_back_in_order() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        let events: Vec<EventRecord> = (0..1_201)
+            .map(|n| EventRecord {
+                project: project(),
+                environment: env("production"),
+                kind: if n % 2 == 0 {
+                    EventKind::Exposure {
+                        flag: flag("checkout"),
+                        variant: "on".to_owned(),
+                    }
+                } else {
+                    EventKind::Metric {
+                        metric: "checkout_error".to_owned(),
+                        value: n as f64 / 2.0,
+                    }
+                },
+                targeting_key: format!("user-{n}"),
+                at: 1_000 + n,
+                received_at: 5_000,
+            })
+            .collect();
+        assert_eq!(store.insert_events(&events).await.unwrap(), 1_201);
+        let mut read = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store
+                .list_events(&project(), &env("production"), after, 500)
+                .await
+                .unwrap();
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            read.extend(page.into_iter().map(|(_, event)| event));
+        }
+        assert_eq!(read, events);
+        assert!(
+            store
+                .list_events(&project(), &env("staging"), 0, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    each_backend!(check);
+}
