@@ -5,4 +5,5 @@ mod process;
 
 mod crash;
 mod quick_start;
+mod sdk;
 mod shutdown;

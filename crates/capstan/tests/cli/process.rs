@@ -11,8 +11,13 @@ pub(crate) struct ServerProcess {
 
 impl ServerProcess {
     pub(crate) fn start(database: &str) -> ServerProcess {
+        ServerProcess::start_at(database, "127.0.0.1:0")
+    }
+
+    /// Starts on a given address, to come back where clients expect the server.
+    pub(crate) fn start_at(database: &str, listen: &str) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_capstan"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+            .args(["serve", "--listen", listen, "--database", database])
             .env("CAPSTAN_BOOTSTRAP_TOKEN", ADMIN_TOKEN)
             .env("CAPSTAN_LOG", "warn")
             .env_remove("CAPSTAN_LISTEN")
