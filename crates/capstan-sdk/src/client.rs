@@ -114,6 +114,7 @@ impl ClientBuilder {
                 connected: false,
                 last_error: None,
             }),
+            status_changes: watch::Sender::new(0),
             events: EventQueue::new(self.event_buffer),
             shutdown: watch::Sender::new(false),
             http,
@@ -147,6 +148,8 @@ struct Inner {
     /// The revision held, for waiting on changes.
     revisions: watch::Sender<Option<i64>>,
     status: Mutex<StatusState>,
+    /// Counts changes of status, so callers can wait for the next one.
+    status_changes: watch::Sender<u64>,
     events: EventQueue,
     shutdown: watch::Sender<bool>,
     http: reqwest::Client,
@@ -190,6 +193,17 @@ impl Inner {
     fn fail(&self, error: String) {
         tracing::warn!(error = %error, "capstan sdk");
         self.status().last_error = Some(error);
+        self.status_changed();
+    }
+
+    fn status_changed(&self) {
+        self.status_changes
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    fn set_connected(&self, connected: bool) {
+        self.status().connected = connected;
+        self.status_changed();
     }
 
     /// Makes a configuration current, unless it is older than the one held.
@@ -210,6 +224,7 @@ impl Inner {
         self.config.store(Some(Arc::new(config)));
         self.status().source = source;
         self.revisions.send_replace(Some(revision));
+        self.status_changed();
     }
 
     fn load_cache(&self) {
@@ -256,7 +271,7 @@ impl Inner {
                 outcome = self.stream_once(&mut attempt) => outcome,
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
-            self.status().connected = false;
+            self.set_connected(false);
             if let Err(error) = outcome {
                 self.fail(error);
             }
@@ -297,7 +312,7 @@ impl Inner {
             ));
         }
         *attempt = 0;
-        self.status().connected = true;
+        self.set_connected(true);
         let mut parser = SseParser::default();
         loop {
             let chunk = response
@@ -558,6 +573,17 @@ impl Client {
         )
         .await
         .is_ok_and(|waited| waited.is_ok())
+    }
+
+    /// Waits for the next change of [`Client::status`]: a new configuration, a
+    /// connection made or lost, an error. Subscribes when called, so a change between
+    /// creating this future and awaiting it is not missed.
+    pub fn status_changed(&self) -> impl std::future::Future<Output = ()> + use<> {
+        let mut changes = self.inner.status_changes.subscribe();
+        changes.borrow_and_update();
+        async move {
+            let _ = changes.changed().await;
+        }
     }
 
     /// Waits for any configuration change after the one held now.
