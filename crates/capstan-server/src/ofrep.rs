@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(evaluate_one))
         .routes(routes!(evaluate_all))
         .routes(routes!(configuration))
+        .routes(routes!(event_stream))
 }
 
 #[derive(Deserialize)]
@@ -351,7 +352,19 @@ async fn evaluate_all(State(state): State<AppState>, headers: HeaderMap, body: B
             }
         })
         .collect();
-    let bytes = match serde_json::to_vec(&json!({ "flags": flags })) {
+    // OFREP's change notifications: the provider follows this stream and fetches the
+    // bulk evaluation again when told to. The URL is built from the Host the client used.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let event_streams = json!([{
+        "type": "sse",
+        "url": format!("http://{host}/ofrep/v1/event-stream"),
+        "inactivityDelaySec": EVENT_STREAM_INACTIVITY_SECONDS,
+    }]);
+    let bytes = match serde_json::to_vec(&json!({ "flags": flags, "eventStreams": event_streams }))
+    {
         Ok(bytes) => bytes,
         Err(error) => return ApiError::Internal(error.into()).into_response(),
     };
@@ -405,4 +418,60 @@ async fn configuration(State(state): State<AppState>, headers: HeaderMap) -> Res
             }
         }),
     )
+}
+
+/// How long a backgrounded client may keep the event stream open, as OFREP suggests.
+const EVENT_STREAM_INACTIVITY_SECONDS: u64 = 120;
+
+fn refetch_event(snapshot: &EnvironmentSnapshot) -> axum::response::sse::Event {
+    let last_modified = snapshot
+        .state
+        .configs
+        .iter()
+        .map(|config| config.updated_at)
+        .max()
+        .unwrap_or_default();
+    axum::response::sse::Event::default()
+        .id(snapshot.revision().to_string())
+        .data(
+            json!({
+                "type": "refetchEvaluation",
+                "etag": format!("\"{}\"", snapshot.revision()),
+                "lastModified": last_modified.div_euclid(1000),
+            })
+            .to_string(),
+        )
+}
+
+#[utoipa::path(
+    get,
+    path = "/ofrep/v1/event-stream",
+    tag = "ofrep",
+    summary = "OFREP change notifications (the bulk response's eventStreams): a refetchEvaluation event, id = revision, after every change",
+    responses((status = 200, description = "text/event-stream"), (status = 401, description = "No valid key")),
+    security(("bearer" = []))
+)]
+async fn event_stream(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let principal = match evaluation_principal(&state, &headers).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let (project, environment) = match principal.evaluation_scope() {
+        Ok(scope) => scope,
+        Err(error) => return error.into_response(),
+    };
+    // A provider fetches the bulk evaluation when it connects, so the stream only speaks
+    // of changes after that, unless the client says (by Last-Event-ID) it is behind.
+    let mut headers = headers;
+    if !headers.contains_key("last-event-id")
+        && let Some(snapshot) = state
+            .environments
+            .cached(project.as_str(), environment.as_str())
+        && let Ok(current) = HeaderValue::from_str(&snapshot.revision().to_string())
+    {
+        headers.insert("last-event-id", current);
+    }
+    crate::sdk::follow(&state, &project, &environment, &headers, refetch_event)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use capstan_model::Role;
+use capstan_model::{EnvironmentKey, ProjectKey, Role};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -37,9 +37,7 @@ fn etag(snapshot: &EnvironmentSnapshot) -> String {
     )
 }
 
-fn sdk_scope(
-    principal: &Principal,
-) -> Result<(capstan_model::ProjectKey, capstan_model::EnvironmentKey), ApiError> {
+fn sdk_scope(principal: &Principal) -> Result<(ProjectKey, EnvironmentKey), ApiError> {
     if principal.role != Role::Sdk {
         return Err(ApiError::Forbidden {
             role: principal.role.as_str(),
@@ -113,7 +111,20 @@ async fn stream(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (project, environment) = sdk_scope(&principal)?;
-    let mut changes = state.environments.subscribe(&project, &environment).await?;
+    follow(&state, &project, &environment, &headers, snapshot_event).await
+}
+
+/// A Server-Sent Events response that follows an environment: one event, made by
+/// `event`, for the current snapshot (unless the client's `Last-Event-ID` says it has
+/// it) and one for every snapshot after it. Event ids are revisions.
+pub(crate) async fn follow(
+    state: &AppState,
+    project: &ProjectKey,
+    environment: &EnvironmentKey,
+    headers: &HeaderMap,
+    event: fn(&EnvironmentSnapshot) -> Event,
+) -> Result<Response, ApiError> {
+    let mut changes = state.environments.subscribe(project, environment).await?;
     let current = changes.borrow_and_update().clone();
     // A client that already has this revision (it reconnected) gets only what comes next.
     let resumed_at = headers
@@ -124,7 +135,7 @@ async fn stream(
     let shutdown = state.shutdown.subscribe();
     let events = futures_util::stream::unfold(
         (first, changes, shutdown),
-        |(first, mut changes, mut shutdown)| async move {
+        move |(first, mut changes, mut shutdown)| async move {
             let snapshot = match first {
                 Some(snapshot) => snapshot,
                 // Ends the stream when the server shuts down, so graceful shutdown does not
@@ -138,7 +149,7 @@ async fn stream(
                 },
             };
             Some((
-                Ok::<_, Infallible>(snapshot_event(&snapshot)),
+                Ok::<_, Infallible>(event(&snapshot)),
                 (None, changes, shutdown),
             ))
         },

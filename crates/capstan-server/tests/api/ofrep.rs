@@ -276,3 +276,65 @@ async fn rate_limited_keys_get_429_with_retry_after() {
         assert_eq!(app.ofrep("f", &sdk, json!({})).await.0, StatusCode::OK);
     }
 }
+
+#[tokio::test]
+async fn bulk_evaluation_offers_an_event_stream_that_says_when_to_refetch() {
+    each_backend!(|app| {
+        app.create_flag(json!({ "key": "watched", "clientVisible": true }))
+            .await;
+        let client = app.token("client", Some("production")).await;
+        let (_, bulk) = app
+            .request(
+                Method::POST,
+                "/ofrep/v1/evaluate/flags",
+                Some(&client),
+                Some(json!({ "context": {} })),
+            )
+            .await;
+        let streams = bulk["eventStreams"].as_array().unwrap();
+        assert_eq!(streams[0]["type"], "sse");
+        let url = streams[0]["url"].as_str().unwrap();
+        assert_eq!(url, format!("{}/ofrep/v1/event-stream", app.address));
+
+        let response = reqwest::Client::new()
+            .get(url)
+            .bearer_auth(&client)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut events = crate::sdk::EventReader::new(response);
+        app.enable("production", "watched").await;
+        let event = events.next().await.unwrap();
+        let data: Value = serde_json::from_str(&event.data).unwrap();
+        assert_eq!(data["type"], "refetchEvaluation");
+        let snapshot = app
+            .state()
+            .environments
+            .cached("default", "production")
+            .unwrap();
+        assert_eq!(event.id.unwrap(), snapshot.revision().to_string());
+        // The refetch it asks for sees the change (and accepts OFREP's SSE query metadata).
+        let path = format!(
+            "/ofrep/v1/evaluate/flags?sseEtag={}&sseLastModified={}",
+            data["etag"].as_str().unwrap(),
+            data["lastModified"]
+        );
+        let (status, after) = app
+            .request(
+                Method::POST,
+                &path,
+                Some(&client),
+                Some(json!({ "context": {} })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(after["flags"][0]["value"], true);
+        assert_eq!(
+            app.request(Method::GET, "/ofrep/v1/event-stream", None, None)
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+    });
+}
