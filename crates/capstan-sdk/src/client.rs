@@ -586,12 +586,16 @@ impl Client {
         }
     }
 
-    /// Waits for any configuration change after the one held now.
-    pub async fn changed(&self) -> Option<i64> {
+    /// Waits for the next configuration change after the one held when this is called,
+    /// and returns its revision. Listens from the call, so a change between creating
+    /// this future and awaiting it is not missed.
+    pub fn changed(&self) -> impl std::future::Future<Output = Option<i64>> + use<> {
         let mut revisions = self.inner.revisions.subscribe();
         revisions.borrow_and_update();
-        revisions.changed().await.ok()?;
-        *revisions.borrow()
+        async move {
+            revisions.changed().await.ok()?;
+            *revisions.borrow()
+        }
     }
 
     /// Stops the background tasks after sending what is buffered.

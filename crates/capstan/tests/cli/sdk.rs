@@ -50,8 +50,13 @@ fn user() -> EvaluationContext {
 /// configuration in which `check` holds.
 async fn until(client: &Client, check: impl Fn(&Client) -> bool) {
     let waited = tokio::time::timeout(Duration::from_secs(10), async {
-        while !check(client) {
-            client.changed().await;
+        loop {
+            // Listen before looking, so a change between the two is not missed.
+            let next = client.changed();
+            if check(client) {
+                break;
+            }
+            next.await;
         }
     })
     .await;
