@@ -38,6 +38,7 @@ impl TestServer {
             rate_limit_per_second: 0,
             rate_limit_burst: 0,
             rotation_grace_seconds: 3_600,
+            sse_keep_alive_seconds: 15,
             scheduler_interval_ms: 0,
         };
         let server = capstan_server::start(&config, Arc::new(SystemClock))

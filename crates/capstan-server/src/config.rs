@@ -31,6 +31,10 @@ pub struct ServeConfig {
     #[arg(long, env = "CAPSTAN_ROTATION_GRACE_SECONDS", default_value_t = 3_600)]
     pub rotation_grace_seconds: i64,
 
+    /// Seconds between keep-alive comments on an idle SDK or OFREP event stream.
+    #[arg(long, env = "CAPSTAN_SSE_KEEP_ALIVE_SECONDS", default_value_t = 15)]
+    pub sse_keep_alive_seconds: u64,
+
     /// How often scheduled changes are checked, in milliseconds (0 turns the scheduler off).
     #[arg(long, env = "CAPSTAN_SCHEDULER_INTERVAL_MS", default_value_t = 1_000)]
     pub scheduler_interval_ms: u64,

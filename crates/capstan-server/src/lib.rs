@@ -236,6 +236,7 @@ pub async fn start(config: &ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         clock,
         Settings {
             rotation_grace_seconds: config.rotation_grace_seconds,
+            sse_keep_alive_seconds: config.sse_keep_alive_seconds,
         },
         rate_limit::RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst),
     );

@@ -24,10 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(stream))
 }
 
-/// How often an idle stream sends a comment, so proxies and clients can tell a quiet
-/// stream from a dead one.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
-
 fn etag(snapshot: &EnvironmentSnapshot) -> String {
     format!(
         "\"{}:{}:{}\"",
@@ -154,7 +150,10 @@ pub(crate) async fn follow(
             ))
         },
     );
+    // Idle streams send comments, so proxies and clients can tell a quiet stream from a
+    // dead one.
+    let keep_alive = Duration::from_secs(state.settings.sse_keep_alive_seconds.max(1));
     Ok(Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .keep_alive(KeepAlive::new().interval(keep_alive))
         .into_response())
 }

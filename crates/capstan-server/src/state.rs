@@ -31,6 +31,8 @@ pub struct AppState {
 pub struct Settings {
     /// How long a rotated token keeps working beside its replacement, by default.
     pub rotation_grace_seconds: i64,
+    /// Seconds between keep-alive comments on idle event streams.
+    pub sse_keep_alive_seconds: u64,
 }
 
 impl AppState {

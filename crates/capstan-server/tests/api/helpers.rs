@@ -23,6 +23,8 @@ pub(crate) struct TestApp {
 pub(crate) struct Options {
     pub(crate) rate_limit_per_second: u32,
     pub(crate) rate_limit_burst: u32,
+    /// Seconds between keep-alive comments on idle streams; 0 keeps the default (15).
+    pub(crate) sse_keep_alive_seconds: u64,
 }
 
 /// A fixed start time, so tests are exact; the clock moves only when a test moves it.
@@ -36,6 +38,11 @@ pub(crate) fn config(database: &str, options: &Options) -> ServeConfig {
         rate_limit_per_second: options.rate_limit_per_second,
         rate_limit_burst: options.rate_limit_burst,
         rotation_grace_seconds: 3_600,
+        sse_keep_alive_seconds: if options.sse_keep_alive_seconds == 0 {
+            15
+        } else {
+            options.sse_keep_alive_seconds
+        },
         scheduler_interval_ms: 0,
     }
 }

@@ -253,6 +253,7 @@ async fn rate_limited_keys_get_429_with_retry_after() {
             Options {
                 rate_limit_per_second: 1,
                 rate_limit_burst: 2,
+                ..Default::default()
             },
         )
         .await;

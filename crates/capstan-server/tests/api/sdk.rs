@@ -303,3 +303,27 @@ async fn a_change_through_one_replica_reaches_the_streams_of_another() {
         b.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn an_idle_stream_sends_keep_alives() {
+    let options = crate::helpers::Options {
+        sse_keep_alive_seconds: 1,
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(&capstan_store::testing::TestBackend::Sqlite, options).await;
+    let sdk = app.token("sdk", Some("production")).await;
+    let mut response = app
+        .raw(Method::GET, "/api/v1/sdk/stream", Some(&sdk), None, &[])
+        .await;
+    let mut text = String::new();
+    // The snapshot comes first; a comment line follows while nothing changes.
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        while !text.contains("\n\n:") {
+            let chunk = response.chunk().await.unwrap().expect("the stream ended");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "no keep-alive within 10 s: {text}");
+    assert!(text.starts_with("event: snapshot"), "{text}");
+}

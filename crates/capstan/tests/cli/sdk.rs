@@ -292,3 +292,35 @@ async fn events_reach_the_server_and_wait_for_it_in_bounded_memory() {
         assert_eq!((status.buffered_events, status.dropped_events), (5, 15));
     }
 }
+
+#[tokio::test]
+async fn an_sdk_on_one_replica_sees_a_change_written_through_another() {
+    for backend in capstan_store::testing::backends() {
+        // Replicas share a database only on PostgreSQL; SQLite is one process.
+        if !matches!(backend, capstan_store::testing::TestBackend::Postgres(_)) {
+            continue;
+        }
+        let database = capstan_store::testing::TestDatabase::new(&backend).await;
+        let a = ServerProcess::start(&database.url);
+        let b = ServerProcess::start(&database.url);
+        api(
+            &a.url,
+            reqwest::Method::POST,
+            "/api/v1/projects/default/flags",
+            Some(json!({ "key": "everywhere" })),
+        )
+        .await;
+        let key = sdk_key(&a.url).await;
+        let on_b = fast(Client::builder(&b.url, &key)).build().await;
+        assert_eq!(
+            on_b.bool_details("everywhere", &user(), false).reason,
+            Reason::Disabled
+        );
+        set_state(&a.url, "everywhere", "enable").await;
+        until(&on_b, |client| {
+            client.bool_value("everywhere", &user(), false)
+        })
+        .await;
+        assert_eq!(on_b.status().source, ConfigSource::Server);
+    }
+}
