@@ -1,11 +1,12 @@
 //! The client: configuration, live updates, typed evaluation and event sending.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
-use capstan_flags::{EvaluationContext, ValueType};
+use capstan_flags::{EvaluationContext, Reason, ValueType};
 use rand::Rng;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -115,6 +116,7 @@ impl ClientBuilder {
                 last_error: None,
             }),
             status_changes: watch::Sender::new(0),
+            clock_ms: AtomicI64::new(now_ms()),
             events: EventQueue::new(self.event_buffer),
             shutdown: watch::Sender::new(false),
             http,
@@ -130,6 +132,7 @@ impl ClientBuilder {
         }
         tokio::spawn(inner.clone().follow_stream());
         tokio::spawn(inner.clone().send_events());
+        tokio::spawn(inner.clone().keep_time());
         Client {
             inner: inner.clone(),
             _guard: Arc::new(StopOnDrop(inner)),
@@ -150,6 +153,10 @@ struct Inner {
     status: Mutex<StatusState>,
     /// Counts changes of status, so callers can wait for the next one.
     status_changes: watch::Sender<u64>,
+    /// Unix milliseconds, refreshed every [`CLOCK_TICK`] by a background task: evaluation
+    /// reads the time without a system call. `$flagd.timestamp` is in whole seconds and
+    /// exposures need no finer time, so the coarse clock loses nothing.
+    clock_ms: AtomicI64,
     events: EventQueue,
     shutdown: watch::Sender<bool>,
     http: reqwest::Client,
@@ -171,6 +178,9 @@ pub struct Client {
     inner: Arc<Inner>,
     _guard: Arc<StopOnDrop>,
 }
+
+/// How often the coarse clock is refreshed.
+const CLOCK_TICK: Duration = Duration::from_millis(50);
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -336,6 +346,18 @@ impl Inner {
         }
     }
 
+    /// Refreshes the coarse clock until shutdown.
+    async fn keep_time(self: Arc<Self>) {
+        let mut shutdown = self.shutdown.subscribe();
+        let mut ticker = tokio::time::interval(CLOCK_TICK);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => self.clock_ms.store(now_ms(), Ordering::Relaxed),
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
+    }
+
     /// Sends buffered events every flush interval, until shutdown, then once more.
     async fn send_events(self: Arc<Self>) {
         let mut shutdown = self.shutdown.subscribe();
@@ -414,44 +436,48 @@ impl Client {
         }
     }
 
-    fn evaluate<T>(
+    /// The one evaluation path. `finish` shapes the answer: `*_value` keeps only the
+    /// value (no allocation), `*_details` builds the details. Time comes from the
+    /// client's coarse clock, so the hot path makes no system call.
+    fn evaluate<T, R>(
         &self,
         key: &str,
         context: &EvaluationContext,
         default: T,
         value_type: ValueType,
         convert: impl FnOnce(&Value) -> Option<T>,
-    ) -> EvaluationDetails<T> {
+        finish: impl FnOnce(Result<(T, Option<&str>, Reason), (T, ErrorCode, String)>) -> R,
+    ) -> R {
         let config = self.inner.config.load();
         let Some(config) = config.as_ref() else {
-            return EvaluationDetails::error(
+            return finish(Err((
                 default,
                 ErrorCode::ProviderNotReady,
-                "no configuration yet",
-            );
+                "no configuration yet".to_owned(),
+            )));
         };
-        let now_ms = now_ms();
+        let now_ms = self.inner.clock_ms.load(Ordering::Relaxed);
         let resolution = config
             .engine
             .evaluate(key, context, now_ms.div_euclid(1000))
             .expect_type(value_type);
         if let Some(error) = resolution.error {
-            return EvaluationDetails::error(
+            return finish(Err((
                 default,
                 ErrorCode::from_engine(error.code),
                 error.message,
-            );
+            )));
         }
         let value = match resolution.value {
             None => default,
             Some(value) => match convert(value) {
                 Some(value) => value,
                 None => {
-                    return EvaluationDetails::error(
+                    return finish(Err((
                         default,
                         ErrorCode::TypeMismatch,
-                        "the value does not fit the type",
-                    );
+                        "the value does not fit the type".to_owned(),
+                    )));
                 }
             },
         };
@@ -466,12 +492,27 @@ impl Client {
                 at_ms: now_ms,
             });
         }
-        EvaluationDetails {
-            value,
-            variant: resolution.variant.map(str::to_owned),
-            reason: resolution.reason,
-            error_code: None,
-            error_message: None,
+        finish(Ok((value, resolution.variant, resolution.reason)))
+    }
+
+    fn details<T>(
+        outcome: Result<(T, Option<&str>, Reason), (T, ErrorCode, String)>,
+    ) -> EvaluationDetails<T> {
+        match outcome {
+            Ok((value, variant, reason)) => EvaluationDetails {
+                value,
+                variant: variant.map(str::to_owned),
+                reason,
+                error_code: None,
+                error_message: None,
+            },
+            Err((default, code, message)) => EvaluationDetails::error(default, code, message),
+        }
+    }
+
+    fn value<T>(outcome: Result<(T, Option<&str>, Reason), (T, ErrorCode, String)>) -> T {
+        match outcome {
+            Ok((value, _, _)) | Err((value, _, _)) => value,
         }
     }
 
@@ -481,11 +522,25 @@ impl Client {
         context: &EvaluationContext,
         default: bool,
     ) -> EvaluationDetails<bool> {
-        self.evaluate(key, context, default, ValueType::Boolean, Value::as_bool)
+        self.evaluate(
+            key,
+            context,
+            default,
+            ValueType::Boolean,
+            Value::as_bool,
+            Self::details,
+        )
     }
 
     pub fn bool_value(&self, key: &str, context: &EvaluationContext, default: bool) -> bool {
-        self.bool_details(key, context, default).value
+        self.evaluate(
+            key,
+            context,
+            default,
+            ValueType::Boolean,
+            Value::as_bool,
+            Self::value,
+        )
     }
 
     pub fn string_details(
@@ -500,11 +555,19 @@ impl Client {
             default.to_owned(),
             ValueType::String,
             |value| value.as_str().map(str::to_owned),
+            Self::details,
         )
     }
 
     pub fn string_value(&self, key: &str, context: &EvaluationContext, default: &str) -> String {
-        self.string_details(key, context, default).value
+        self.evaluate(
+            key,
+            context,
+            default.to_owned(),
+            ValueType::String,
+            |value| value.as_str().map(str::to_owned),
+            Self::value,
+        )
     }
 
     pub fn number_details(
@@ -513,11 +576,25 @@ impl Client {
         context: &EvaluationContext,
         default: f64,
     ) -> EvaluationDetails<f64> {
-        self.evaluate(key, context, default, ValueType::Float, Value::as_f64)
+        self.evaluate(
+            key,
+            context,
+            default,
+            ValueType::Float,
+            Value::as_f64,
+            Self::details,
+        )
     }
 
     pub fn number_value(&self, key: &str, context: &EvaluationContext, default: f64) -> f64 {
-        self.number_details(key, context, default).value
+        self.evaluate(
+            key,
+            context,
+            default,
+            ValueType::Float,
+            Value::as_f64,
+            Self::value,
+        )
     }
 
     pub fn json_details(
@@ -526,13 +603,25 @@ impl Client {
         context: &EvaluationContext,
         default: Value,
     ) -> EvaluationDetails<Value> {
-        self.evaluate(key, context, default, ValueType::Object, |value| {
-            Some(value.clone())
-        })
+        self.evaluate(
+            key,
+            context,
+            default,
+            ValueType::Object,
+            |value| Some(value.clone()),
+            Self::details,
+        )
     }
 
     pub fn json_value(&self, key: &str, context: &EvaluationContext, default: Value) -> Value {
-        self.json_details(key, context, default).value
+        self.evaluate(
+            key,
+            context,
+            default,
+            ValueType::Object,
+            |value| Some(value.clone()),
+            Self::value,
+        )
     }
 
     /// Records a metric about someone (`checkout_error`, 1.0), sent in the background.
@@ -541,7 +630,7 @@ impl Client {
             metric: metric.into(),
             value,
             targeting_key: targeting_key.into(),
-            at_ms: now_ms(),
+            at_ms: self.inner.clock_ms.load(Ordering::Relaxed),
         });
     }
 
