@@ -179,6 +179,10 @@ pub struct Client {
     _guard: Arc<StopOnDrop>,
 }
 
+/// What an evaluation came to: the value with its variant and reason, or the caller's
+/// default with the error.
+type Outcome<'a, T> = Result<(T, Option<&'a str>, Reason), (T, ErrorCode, String)>;
+
 /// How often the coarse clock is refreshed.
 const CLOCK_TICK: Duration = Duration::from_millis(50);
 
@@ -446,7 +450,7 @@ impl Client {
         default: T,
         value_type: ValueType,
         convert: impl FnOnce(&Value) -> Option<T>,
-        finish: impl FnOnce(Result<(T, Option<&str>, Reason), (T, ErrorCode, String)>) -> R,
+        finish: impl FnOnce(Outcome<'_, T>) -> R,
     ) -> R {
         let config = self.inner.config.load();
         let Some(config) = config.as_ref() else {
@@ -495,9 +499,7 @@ impl Client {
         finish(Ok((value, resolution.variant, resolution.reason)))
     }
 
-    fn details<T>(
-        outcome: Result<(T, Option<&str>, Reason), (T, ErrorCode, String)>,
-    ) -> EvaluationDetails<T> {
+    fn details<T>(outcome: Outcome<'_, T>) -> EvaluationDetails<T> {
         match outcome {
             Ok((value, variant, reason)) => EvaluationDetails {
                 value,
@@ -510,7 +512,7 @@ impl Client {
         }
     }
 
-    fn value<T>(outcome: Result<(T, Option<&str>, Reason), (T, ErrorCode, String)>) -> T {
+    fn value<T>(outcome: Outcome<'_, T>) -> T {
         match outcome {
             Ok((value, _, _)) | Err((value, _, _)) => value,
         }
