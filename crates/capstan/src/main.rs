@@ -13,12 +13,6 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
-/// mimalloc serves the server's many small, short-lived allocations faster than the
-/// system allocator (measured in docs/benchmarks.md: importing 10,000 flags and flipping
-/// one of them both take about half the time).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
