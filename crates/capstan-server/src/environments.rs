@@ -346,13 +346,4 @@ impl Environments {
             sdk_document: OnceLock::new(),
         }
     }
-
-    /// Drops an environment's snapshot (after the environment's project is removed).
-    pub fn forget(&self, project: &ProjectKey) {
-        let mut snapshots = self
-            .snapshots
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        snapshots.remove(project);
-    }
 }
