@@ -16,6 +16,7 @@ use super::flags::{environment_key, project_key};
 use super::paths;
 use crate::auth::Principal;
 use crate::clock::rfc3339;
+use crate::environments::EnvironmentSnapshot;
 use crate::error::ApiError;
 use crate::mutations::{AuditDraft, Plan, mutate};
 use crate::state::AppState;
@@ -26,6 +27,24 @@ pub fn router() -> OpenApiRouter<AppState> {
         put_segment,
         delete_segment
     ))
+}
+
+fn find_segment<'a>(
+    snapshot: &'a EnvironmentSnapshot,
+    segment: &SegmentKey,
+) -> Option<&'a SegmentRecord> {
+    snapshot
+        .state
+        .segments
+        .iter()
+        .find(|record| &record.key == segment)
+}
+
+fn segment_not_found(segment: &SegmentKey) -> ApiError {
+    ApiError::NotFound {
+        kind: "segment",
+        key: segment.to_string(),
+    }
 }
 
 fn segment_json(segment: &SegmentRecord) -> Value {
@@ -79,15 +98,7 @@ async fn get_segment(
     let environment = environment_key(&environment)?;
     let segment = key("segment", &segment, SegmentKey::parse)?;
     let snapshot = state.environments.get(&project, &environment).await?;
-    let record = snapshot
-        .state
-        .segments
-        .iter()
-        .find(|s| s.key == segment)
-        .ok_or_else(|| ApiError::NotFound {
-            kind: "segment",
-            key: segment.to_string(),
-        })?;
+    let record = find_segment(&snapshot, &segment).ok_or_else(|| segment_not_found(&segment))?;
     Ok(Json(segment_json(record)))
 }
 
@@ -127,11 +138,7 @@ async fn put_segment(
         &project,
         std::slice::from_ref(&environment),
         |snapshots, _| {
-            let current = snapshots[0]
-                .state
-                .segments
-                .iter()
-                .find(|s| s.key == segment);
+            let current = find_segment(&snapshots[0], &segment);
             if let (Some(expected), Some(current)) = (expected, current)
                 && expected != current.version
             {
@@ -163,15 +170,7 @@ async fn put_segment(
     )
     .await?;
     let snapshot = state.environments.get(&project, &environment).await?;
-    let record = snapshot
-        .state
-        .segments
-        .iter()
-        .find(|s| s.key == segment)
-        .ok_or_else(|| ApiError::NotFound {
-            kind: "segment",
-            key: segment.to_string(),
-        })?;
+    let record = find_segment(&snapshot, &segment).ok_or_else(|| segment_not_found(&segment))?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -204,15 +203,8 @@ async fn delete_segment(
         &project,
         std::slice::from_ref(&environment),
         |snapshots, _| {
-            let current = snapshots[0]
-                .state
-                .segments
-                .iter()
-                .find(|s| s.key == segment)
-                .ok_or_else(|| ApiError::NotFound {
-                    kind: "segment",
-                    key: segment.to_string(),
-                })?;
+            let current =
+                find_segment(&snapshots[0], &segment).ok_or_else(|| segment_not_found(&segment))?;
             let mut plan = Plan::new(
                 AuditDraft {
                     action: "segment.delete",
