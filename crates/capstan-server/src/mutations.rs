@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use capstan_model::{EnvironmentKey, FlagKey, ProjectKey, SegmentKey};
 use capstan_store::{
     AppliedChange, AuditEntry, ChangeSet, ConfigRecord, ConfigWrite, EnvironmentState, FlagRecord,
-    FlagWrite, SegmentRecord, SegmentWrite, StoreError,
+    FlagWrite, Notification, RolloutWrite, SegmentRecord, SegmentWrite, StoreError,
 };
 use serde_json::Value;
 
@@ -29,6 +29,8 @@ pub struct Plan<T> {
     pub segments: Vec<SegmentWrite>,
     pub audit: AuditDraft,
     pub settles_schedule: Option<i64>,
+    pub rollouts: Vec<RolloutWrite>,
+    pub notifications: Vec<Notification>,
     /// What the handler answers with once the change is stored.
     pub result: T,
 }
@@ -58,6 +60,8 @@ impl<T> Plan<T> {
             segments: Vec::new(),
             audit,
             settles_schedule: None,
+            rollouts: Vec::new(),
+            notifications: Vec::new(),
             result,
         }
     }
@@ -67,6 +71,8 @@ impl<T> Plan<T> {
             && self.configs.is_empty()
             && self.segments.is_empty()
             && self.settles_schedule.is_none()
+            && self.rollouts.is_empty()
+            && self.notifications.is_empty()
     }
 }
 
@@ -136,6 +142,8 @@ pub async fn mutate<T>(
             },
             at: now,
             settles_schedule: planned.settles_schedule,
+            rollouts: planned.rollouts,
+            notifications: planned.notifications,
         };
         match state.store.apply(change).await {
             Ok(applied) => {

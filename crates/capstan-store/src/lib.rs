@@ -137,6 +137,42 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         limit: i64,
     ) -> Result<Vec<(i64, EventRecord)>>;
+
+    async fn list_rollouts(&self, filter: RolloutFilter) -> Result<Vec<RolloutRecord>>;
+
+    async fn rollout(&self, id: i64) -> Result<RolloutRecord>;
+
+    /// Keeps the judge's latest reading of a rollout, for anyone asking; it changes no
+    /// decision, so it carries no version.
+    async fn record_rollout_reading(&self, id: i64, latest: &serde_json::Value) -> Result<()>;
+
+    /// Stores (replacing) per-minute summaries of rollout events.
+    async fn save_rollout_buckets(&self, buckets: &[RolloutBucketRecord]) -> Result<()>;
+
+    async fn rollout_buckets(&self, rollout_id: i64) -> Result<Vec<RolloutBucketRecord>>;
+
+    /// Takes or renews the lease `name` for `holder` until `now + ttl_ms` if it is free,
+    /// expired or already held by `holder`; returns whether `holder` holds it. Replicas
+    /// use it so that one of them at a time drives rollouts.
+    async fn acquire_lease(&self, name: &str, holder: &str, now: i64, ttl_ms: i64) -> Result<bool>;
+
+    /// Deletes raw events that happened before `cutoff` (retention).
+    async fn delete_events_before(&self, cutoff: i64) -> Result<u64>;
+
+    async fn create_webhook(&self, webhook: WebhookRecord, audit: AuditEntry) -> Result<()>;
+
+    async fn list_webhooks(&self, project: &ProjectKey) -> Result<Vec<WebhookRecord>>;
+
+    async fn delete_webhook(&self, project: &ProjectKey, id: &str, audit: AuditEntry)
+    -> Result<()>;
+
+    /// Pending deliveries whose next attempt is due, oldest first.
+    async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<DeliveryRecord>>;
+
+    async fn list_deliveries(&self, webhook_id: &str) -> Result<Vec<DeliveryRecord>>;
+
+    /// Records an attempt's outcome, if the delivery is still pending.
+    async fn settle_delivery(&self, id: i64, outcome: DeliveryOutcome, at: i64) -> Result<()>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

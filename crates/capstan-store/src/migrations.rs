@@ -205,4 +205,122 @@ CREATE INDEX events_by_flag ON events (project, environment, flag, at);
 CREATE INDEX events_by_metric ON events (project, environment, metric, at);
 "],
     },
+    Migration {
+        version: 4,
+        description: "guarded rollouts, leases and webhooks",
+        sqlite: &["
+CREATE TABLE rollouts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    flag TEXT NOT NULL,
+    status TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    progress TEXT NOT NULL,
+    timeline TEXT NOT NULL,
+    latest TEXT,
+    version BIGINT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX rollouts_one_active_per_flag ON rollouts (project, environment, flag)
+    WHERE status IN ('running', 'paused');
+CREATE INDEX rollouts_by_status ON rollouts (status);
+CREATE TABLE rollout_buckets (
+    rollout_id BIGINT NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+    arm TEXT NOT NULL,
+    bucket_start BIGINT NOT NULL,
+    exposures BIGINT NOT NULL,
+    new_units BIGINT NOT NULL,
+    metrics TEXT NOT NULL,
+    PRIMARY KEY (rollout_id, arm, bucket_start)
+);
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    project TEXT NOT NULL REFERENCES projects (key),
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    events TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE webhook_deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    event TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    last_error TEXT,
+    created_at BIGINT NOT NULL,
+    settled_at BIGINT
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+CREATE INDEX events_by_time ON events (at);
+"],
+        postgres: &["
+CREATE TABLE rollouts (
+    id BIGSERIAL PRIMARY KEY,
+    project TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    flag TEXT NOT NULL,
+    status TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    progress TEXT NOT NULL,
+    timeline TEXT NOT NULL,
+    latest TEXT,
+    version BIGINT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX rollouts_one_active_per_flag ON rollouts (project, environment, flag)
+    WHERE status IN ('running', 'paused');
+CREATE INDEX rollouts_by_status ON rollouts (status);
+CREATE TABLE rollout_buckets (
+    rollout_id BIGINT NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+    arm TEXT NOT NULL,
+    bucket_start BIGINT NOT NULL,
+    exposures BIGINT NOT NULL,
+    new_units BIGINT NOT NULL,
+    metrics TEXT NOT NULL,
+    PRIMARY KEY (rollout_id, arm, bucket_start)
+);
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    project TEXT NOT NULL REFERENCES projects (key),
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    events TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE webhook_deliveries (
+    id BIGSERIAL PRIMARY KEY,
+    webhook_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    event TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attempts BIGINT NOT NULL,
+    next_attempt_at BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    last_error TEXT,
+    created_at BIGINT NOT NULL,
+    settled_at BIGINT
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+CREATE INDEX events_by_time ON events (at);
+"],
+    },
 ];

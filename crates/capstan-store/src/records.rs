@@ -96,6 +96,12 @@ pub struct ChangeSet {
     /// A pending scheduled change this change carries out; it is marked applied in the
     /// same transaction, so a schedule takes effect exactly once across replicas.
     pub settles_schedule: Option<i64>,
+    /// Rollouts started or moved on by this change (a rollout step and the flag change
+    /// that carries it out commit together).
+    pub rollouts: Vec<RolloutWrite>,
+    /// Messages for the project's webhooks, queued in the same transaction (an outbox),
+    /// so a committed change is always announced and an aborted one never is.
+    pub notifications: Vec<Notification>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +136,8 @@ pub struct AppliedChange {
     pub audit_id: i64,
     /// The new version of each configuration written, in the order given.
     pub config_versions: Vec<(EnvironmentKey, FlagKey, i64)>,
+    /// The id of each rollout created, in the order given.
+    pub rollout_ids: Vec<i64>,
 }
 
 /// What happened, for the audit trail. `before` and `after` are JSON snapshots.
@@ -269,4 +277,119 @@ pub struct EventRecord {
     pub at: i64,
     /// When the server took it.
     pub received_at: i64,
+}
+
+/// A guarded rollout of one flag in one environment. The plan, progress, timeline and
+/// latest reading are JSON documents the server owns; the store keeps them whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutRecord {
+    pub id: i64,
+    pub project: ProjectKey,
+    pub environment: EnvironmentKey,
+    pub flag: FlagKey,
+    /// `running`, `paused`, `promoted` or `reverted`.
+    pub status: String,
+    pub plan: Value,
+    pub progress: Value,
+    pub timeline: Value,
+    /// The judge's latest reading, refreshed every tick without a version change.
+    pub latest: Option<Value>,
+    pub version: i64,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Statuses in which a rollout still drives its flag; a flag has at most one such rollout
+/// per environment.
+pub const ACTIVE_ROLLOUT_STATUSES: [&str; 2] = ["running", "paused"];
+
+#[derive(Debug, Clone)]
+pub enum RolloutWrite {
+    Create {
+        environment: EnvironmentKey,
+        flag: FlagKey,
+        status: String,
+        plan: Value,
+        progress: Value,
+        timeline: Value,
+        created_by: String,
+    },
+    /// Moves a rollout on if it is still at `expected_version`.
+    Update {
+        id: i64,
+        expected_version: i64,
+        status: String,
+        progress: Value,
+        timeline: Value,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RolloutFilter {
+    pub project: Option<ProjectKey>,
+    pub environment: Option<EnvironmentKey>,
+    pub flag: Option<FlagKey>,
+    pub active_only: bool,
+}
+
+/// One minute of one arm of a rollout: exposures, new units and each metric's count and
+/// sum (a JSON object `{metric: [count, sum]}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutBucketRecord {
+    pub rollout_id: i64,
+    pub arm: String,
+    pub bucket_start: i64,
+    pub exposures: i64,
+    pub new_units: i64,
+    pub metrics: Value,
+}
+
+/// A message for every webhook of a project that listens to `event`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub event: String,
+    pub body: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookRecord {
+    pub id: String,
+    pub project: ProjectKey,
+    pub url: String,
+    /// The key the server signs deliveries with (HMAC-SHA256); kept, because signing
+    /// needs it.
+    pub secret: String,
+    /// Events it receives; empty means all.
+    pub events: Vec<String>,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub webhook: WebhookRecord,
+    pub event: String,
+    pub body: Value,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    /// `pending`, `delivered` or `failed` (gave up).
+    pub status: String,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryOutcome {
+    Delivered,
+    /// Try again at this time.
+    Retry {
+        at: i64,
+        error: String,
+    },
+    GaveUp {
+        error: String,
+    },
 }

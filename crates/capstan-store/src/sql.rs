@@ -405,6 +405,110 @@ impl SqlStore {
         Ok(())
     }
 
+    async fn write_rollout(
+        tx: &mut Transaction<'_, Any>,
+        project: &ProjectKey,
+        write: &RolloutWrite,
+        at: i64,
+    ) -> Result<Option<i64>> {
+        match write {
+            RolloutWrite::Create {
+                environment,
+                flag,
+                status,
+                plan,
+                progress,
+                timeline,
+                created_by,
+            } => {
+                let inserted = sqlx::query(
+                    "INSERT INTO rollouts (project, environment, flag, status, plan, progress, timeline, \
+                     version, created_by, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $9) RETURNING id",
+                )
+                .bind(project.as_str())
+                .bind(environment.as_str())
+                .bind(flag.as_str())
+                .bind(status)
+                .bind(plan.to_string())
+                .bind(progress.to_string())
+                .bind(timeline.to_string())
+                .bind(created_by)
+                .bind(at)
+                .fetch_one(&mut **tx)
+                .await;
+                match inserted {
+                    Ok(row) => Ok(Some(row.try_get("id")?)),
+                    Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists {
+                        kind: "active rollout of flag",
+                        key: flag.to_string(),
+                    }),
+                    Err(error) => Err(error.into()),
+                }
+            }
+            RolloutWrite::Update {
+                id,
+                expected_version,
+                status,
+                progress,
+                timeline,
+            } => {
+                let current =
+                    sqlx::query("SELECT version FROM rollouts WHERE id = $1 AND project = $2")
+                        .bind(id)
+                        .bind(project.as_str())
+                        .fetch_optional(&mut **tx)
+                        .await?
+                        .map(|row| row.try_get::<i64, _>("version"))
+                        .transpose()?;
+                check_version("rollout", id, current, Some(*expected_version))?;
+                sqlx::query(
+                    "UPDATE rollouts SET status = $2, progress = $3, timeline = $4, \
+                     version = version + 1, updated_at = $5 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(status)
+                .bind(progress.to_string())
+                .bind(timeline.to_string())
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn queue_notification(
+        tx: &mut Transaction<'_, Any>,
+        project: &ProjectKey,
+        notification: &Notification,
+        at: i64,
+    ) -> Result<()> {
+        let webhooks = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE project = $1 ORDER BY id"
+        ))
+        .bind(project.as_str())
+        .fetch_all(&mut **tx)
+        .await?;
+        for row in &webhooks {
+            let webhook = webhook_from_row(row)?;
+            if !webhook.events.is_empty() && !webhook.events.contains(&notification.event) {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO webhook_deliveries (webhook_id, event, body, attempts, next_attempt_at, \
+                 status, created_at) VALUES ($1, $2, $3, 0, $4, 'pending', $4)",
+            )
+            .bind(&webhook.id)
+            .bind(&notification.event)
+            .bind(notification.body.to_string())
+            .bind(at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn environment_record(
         &self,
         project: &ProjectKey,
@@ -505,6 +609,43 @@ fn optional_key_column<K>(
 ) -> Result<Option<K>> {
     let text: Option<String> = row.try_get(column)?;
     text.map(parse).transpose().map_err(corrupt)
+}
+
+const ROLLOUT_COLUMNS: &str = "id, project, environment, flag, status, plan, progress, timeline, latest, \
+    version, created_by, created_at, updated_at";
+
+fn rollout_from_row(row: &AnyRow) -> Result<RolloutRecord> {
+    Ok(RolloutRecord {
+        id: row.try_get("id")?,
+        project: key_column(row, "project", ProjectKey::parse)?,
+        environment: key_column(row, "environment", EnvironmentKey::parse)?,
+        flag: key_column(row, "flag", FlagKey::parse)?,
+        status: row.try_get("status")?,
+        plan: json_column(row, "plan")?,
+        progress: json_column(row, "progress")?,
+        timeline: json_column(row, "timeline")?,
+        latest: optional_json_column(row, "latest")?,
+        version: row.try_get("version")?,
+        created_by: row.try_get("created_by")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+const WEBHOOK_COLUMNS: &str = "id, project, url, secret, events, created_by, created_at";
+
+fn webhook_from_row(row: &AnyRow) -> Result<WebhookRecord> {
+    let events: Vec<String> = serde_json::from_value(json_column(row, "events")?)
+        .map_err(|error| corrupt(format!("column events: {error}")))?;
+    Ok(WebhookRecord {
+        id: row.try_get("id")?,
+        project: key_column(row, "project", ProjectKey::parse)?,
+        url: row.try_get("url")?,
+        secret: row.try_get("secret")?,
+        events,
+        created_by: row.try_get("created_by")?,
+        created_at: row.try_get("created_at")?,
+    })
 }
 
 fn environment_from_row(row: &AnyRow) -> Result<EnvironmentRecord> {
@@ -887,10 +1028,22 @@ impl Store for SqlStore {
                 return Err(StoreError::AlreadySettled { id });
             }
         }
+        let mut rollout_ids = Vec::new();
+        for write in &change.rollouts {
+            if let Some(id) =
+                Self::write_rollout(&mut tx, &change.project, write, change.at).await?
+            {
+                rollout_ids.push(id);
+            }
+        }
+        for notification in &change.notifications {
+            Self::queue_notification(&mut tx, &change.project, notification, change.at).await?;
+        }
         tx.commit().await?;
         Ok(AppliedChange {
             audit_id,
             config_versions,
+            rollout_ids,
         })
     }
 
@@ -1208,4 +1361,241 @@ impl Store for SqlStore {
         tx.commit().await?;
         Ok(())
     }
+    async fn list_rollouts(&self, filter: RolloutFilter) -> Result<Vec<RolloutRecord>> {
+        let statuses = if filter.active_only {
+            "AND status IN ('running', 'paused')"
+        } else {
+            ""
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE ($1 IS NULL OR project = $1) \
+             AND ($2 IS NULL OR environment = $2) AND ($3 IS NULL OR flag = $3) {statuses} \
+             ORDER BY id DESC"
+        ))
+        .bind(filter.project.as_ref().map(|key| key.as_str().to_owned()))
+        .bind(
+            filter
+                .environment
+                .as_ref()
+                .map(|key| key.as_str().to_owned()),
+        )
+        .bind(filter.flag.as_ref().map(|key| key.as_str().to_owned()))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rollout_from_row).collect()
+    }
+
+    async fn rollout(&self, id: i64) -> Result<RolloutRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| not_found("rollout", id))?;
+        rollout_from_row(&row)
+    }
+
+    async fn record_rollout_reading(&self, id: i64, latest: &Value) -> Result<()> {
+        sqlx::query("UPDATE rollouts SET latest = $2 WHERE id = $1")
+            .bind(id)
+            .bind(latest.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn save_rollout_buckets(&self, buckets: &[RolloutBucketRecord]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for bucket in buckets {
+            sqlx::query(
+                "INSERT INTO rollout_buckets (rollout_id, arm, bucket_start, exposures, new_units, metrics) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (rollout_id, arm, bucket_start) DO UPDATE \
+                 SET exposures = excluded.exposures, new_units = excluded.new_units, metrics = excluded.metrics",
+            )
+            .bind(bucket.rollout_id)
+            .bind(&bucket.arm)
+            .bind(bucket.bucket_start)
+            .bind(bucket.exposures)
+            .bind(bucket.new_units)
+            .bind(bucket.metrics.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn rollout_buckets(&self, rollout_id: i64) -> Result<Vec<RolloutBucketRecord>> {
+        let rows = sqlx::query(
+            "SELECT rollout_id, arm, bucket_start, exposures, new_units, metrics FROM rollout_buckets \
+             WHERE rollout_id = $1 ORDER BY bucket_start, arm",
+        )
+        .bind(rollout_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RolloutBucketRecord {
+                    rollout_id: row.try_get("rollout_id")?,
+                    arm: row.try_get("arm")?,
+                    bucket_start: row.try_get("bucket_start")?,
+                    exposures: row.try_get("exposures")?,
+                    new_units: row.try_get("new_units")?,
+                    metrics: json_column(row, "metrics")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, now: i64, ttl_ms: i64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE leases.holder = excluded.holder OR leases.expires_at <= $4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now + ttl_ms)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query("SELECT holder FROM leases WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let current: String = row.try_get("holder")?;
+        Ok(current == holder)
+    }
+
+    async fn delete_events_before(&self, cutoff: i64) -> Result<u64> {
+        let deleted = sqlx::query("DELETE FROM events WHERE at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
+    async fn create_webhook(&self, webhook: WebhookRecord, audit: AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(&format!(
+            "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(&webhook.id)
+        .bind(webhook.project.as_str())
+        .bind(&webhook.url)
+        .bind(&webhook.secret)
+        .bind(serde_json::to_string(&webhook.events).map_err(|error| corrupt(error))?)
+        .bind(&webhook.created_by)
+        .bind(webhook.created_at)
+        .execute(&mut *tx)
+        .await?;
+        Self::insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_webhooks(&self, project: &ProjectKey) -> Result<Vec<WebhookRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE project = $1 ORDER BY created_at, id"
+        ))
+        .bind(project.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    async fn delete_webhook(
+        &self,
+        project: &ProjectKey,
+        id: &str,
+        audit: AuditEntry,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM webhooks WHERE project = $1 AND id = $2")
+            .bind(project.as_str())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            return Err(not_found("webhook", id));
+        }
+        Self::insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<DeliveryRecord>> {
+        let columns = WEBHOOK_COLUMNS
+            .split(", ")
+            .map(|column| format!("w.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT d.id AS delivery_id, d.event, d.body, d.attempts, d.next_attempt_at, d.status, \
+             d.last_error, d.created_at AS delivery_created_at, {columns} \
+             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.id LIMIT $2"
+        ))
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn list_deliveries(&self, webhook_id: &str) -> Result<Vec<DeliveryRecord>> {
+        let columns = WEBHOOK_COLUMNS
+            .split(", ")
+            .map(|column| format!("w.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT d.id AS delivery_id, d.event, d.body, d.attempts, d.next_attempt_at, d.status, \
+             d.last_error, d.created_at AS delivery_created_at, {columns} \
+             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.webhook_id = $1 ORDER BY d.id"
+        ))
+        .bind(webhook_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn settle_delivery(&self, id: i64, outcome: DeliveryOutcome, at: i64) -> Result<()> {
+        let (status, next, error) = match outcome {
+            DeliveryOutcome::Delivered => ("delivered", at, None),
+            DeliveryOutcome::Retry { at: next, error } => ("pending", next, Some(error)),
+            DeliveryOutcome::GaveUp { error } => ("failed", at, Some(error)),
+        };
+        sqlx::query(
+            "UPDATE webhook_deliveries SET status = $2, next_attempt_at = $3, last_error = $4, \
+             attempts = attempts + 1, settled_at = CASE WHEN $2 = 'pending' THEN NULL ELSE $5 END \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(next)
+        .bind(error)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord> {
+    Ok(DeliveryRecord {
+        id: row.try_get("delivery_id")?,
+        webhook: webhook_from_row(row)?,
+        event: row.try_get("event")?,
+        body: json_column(row, "body")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        status: row.try_get("status")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("delivery_created_at")?,
+    })
 }

@@ -105,6 +105,8 @@ fn create_flag(key: &str, revision: i64) -> ChangeSet {
         audit: audit("flag.create", key),
         at: 10,
         settles_schedule: None,
+        rollouts: vec![],
+        notifications: vec![],
     }
 }
 
@@ -336,6 +338,8 @@ async fn deleting_a_flag_removes_it_everywhere_and_keeps_history() {
             audit: audit("flag.delete", "gone"),
             at: 11,
             settles_schedule: None,
+            rollouts: vec![],
+            notifications: vec![],
         };
         store.apply(delete).await.unwrap();
         let state = store
@@ -375,6 +379,8 @@ async fn segments_are_versioned_per_environment() {
             audit: audit("segment.upsert", "beta-users"),
             at: 12,
             settles_schedule: None,
+            rollouts: vec![],
+            notifications: vec![],
         };
         store
             .apply(write(None, json!({"in": [1, [1]]}), 0))
@@ -655,6 +661,302 @@ async fn events_are_stored_in_batches_and_read_back_in_order() {
                 .await
                 .unwrap()
                 .is_empty()
+        );
+    }
+    each_backend!(check);
+}
+
+fn start_rollout(flag_key: &str, revision: i64) -> ChangeSet {
+    let mut change = create_flag(flag_key, revision);
+    change.audit = audit("rollout.start", flag_key);
+    change.rollouts = vec![RolloutWrite::Create {
+        environment: env("production"),
+        flag: flag(flag_key),
+        status: "running".to_owned(),
+        plan: json!({"control": "off", "treatment": "on"}),
+        progress: json!({"step": 0}),
+        timeline: json!([]),
+        created_by: "token:admin".to_owned(),
+    }];
+    change.notifications = vec![Notification {
+        event: "rollout.started".to_owned(),
+        body: json!({"text": format!("{flag_key} started")}),
+    }];
+    change
+}
+
+#[tokio::test]
+async fn a_rollout_commits_with_its_flag_change_and_one_is_active_per_flag() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        let applied = store.apply(start_rollout("checkout", 0)).await.unwrap();
+        let id = applied.rollout_ids[0];
+        let rollout = store.rollout(id).await.unwrap();
+        assert_eq!((rollout.status.as_str(), rollout.version), ("running", 1));
+        assert_eq!(rollout.plan["treatment"], "on");
+
+        // A second active rollout of the same flag is refused, and nothing of it is kept.
+        let mut second = start_rollout("checkout", 1);
+        second.flags.clear();
+        second.configs.clear();
+        let refused = store.apply(second).await.unwrap_err();
+        assert!(
+            matches!(refused, StoreError::AlreadyExists { .. }),
+            "{refused:?}"
+        );
+        assert_eq!(
+            store
+                .environment_revision(&project(), &env("production"))
+                .await
+                .unwrap(),
+            1
+        );
+
+        // Moving on checks the version; a stale writer loses.
+        let update = |expected_version, status: &str| {
+            let mut change = create_flag("other", 1);
+            change.flags.clear();
+            change.configs.clear();
+            change.environments.clear();
+            change.audit = audit("rollout.advance", "checkout");
+            change.rollouts = vec![RolloutWrite::Update {
+                id,
+                expected_version,
+                status: status.to_owned(),
+                progress: json!({"step": 1}),
+                timeline: json!([{"step": 0}]),
+            }];
+            change
+        };
+        store.apply(update(1, "promoted")).await.unwrap();
+        let stale = store.apply(update(1, "reverted")).await.unwrap_err();
+        assert!(
+            matches!(
+                stale,
+                StoreError::VersionConflict {
+                    current_version: 2,
+                    ..
+                }
+            ),
+            "{stale:?}"
+        );
+        let rollout = store.rollout(id).await.unwrap();
+        assert_eq!((rollout.status.as_str(), rollout.version), ("promoted", 2));
+        assert_eq!(rollout.progress, json!({"step": 1}));
+
+        // Finished, the flag may have a new rollout.
+        let mut next = start_rollout("checkout", 1);
+        next.flags.clear();
+        next.configs.clear();
+        let next_id = store.apply(next).await.unwrap().rollout_ids[0];
+        let active = store
+            .list_rollouts(RolloutFilter {
+                active_only: true,
+                ..RolloutFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            active.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![next_id]
+        );
+        let all = store
+            .list_rollouts(RolloutFilter {
+                flag: Some(flag("checkout")),
+                ..RolloutFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 2);
+
+        store
+            .record_rollout_reading(next_id, &json!({"reason": "holding"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.rollout(next_id).await.unwrap().latest,
+            Some(json!({"reason": "holding"}))
+        );
+        let bucket = RolloutBucketRecord {
+            rollout_id: next_id,
+            arm: "treatment".to_owned(),
+            bucket_start: 60_000,
+            exposures: 3,
+            new_units: 2,
+            metrics: json!({"error": [3, 1.0]}),
+        };
+        store.save_rollout_buckets(&[bucket.clone()]).await.unwrap();
+        let replaced = RolloutBucketRecord {
+            exposures: 5,
+            ..bucket
+        };
+        store
+            .save_rollout_buckets(&[replaced.clone()])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.rollout_buckets(next_id).await.unwrap(),
+            vec![replaced]
+        );
+    }
+    each_backend!(check);
+}
+
+#[tokio::test]
+async fn notifications_are_queued_for_matching_webhooks_in_the_same_transaction() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        let webhook = |id: &str, events: Vec<String>| WebhookRecord {
+            id: id.to_owned(),
+            project: project(),
+            url: format!("http://127.0.0.1:9/{id}"),
+            secret: "s3cret".to_owned(),
+            events,
+            created_by: "token:admin".to_owned(),
+            created_at: 1,
+        };
+        store
+            .create_webhook(webhook("all", vec![]), audit("webhook.create", "all"))
+            .await
+            .unwrap();
+        store
+            .create_webhook(
+                webhook("reverts", vec!["rollout.reverted".to_owned()]),
+                audit("webhook.create", "reverts"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.list_webhooks(&project()).await.unwrap().len(), 2);
+
+        // A change that fails queues nothing.
+        let mut failing = start_rollout("checkout", 99);
+        failing.notifications[0].event = "rollout.reverted".to_owned();
+        store.apply(failing).await.unwrap_err();
+        assert!(store.due_deliveries(i64::MAX, 10).await.unwrap().is_empty());
+
+        store.apply(start_rollout("checkout", 0)).await.unwrap();
+        let due = store.due_deliveries(10, 10).await.unwrap();
+        assert_eq!(
+            due.len(),
+            1,
+            "only the webhook for every event hears of a start"
+        );
+        assert_eq!(
+            (due[0].webhook.id.as_str(), due[0].event.as_str()),
+            ("all", "rollout.started")
+        );
+        assert_eq!(due[0].body, json!({"text": "checkout started"}));
+
+        store
+            .settle_delivery(
+                due[0].id,
+                DeliveryOutcome::Retry {
+                    at: 500,
+                    error: "503".to_owned(),
+                },
+                10,
+            )
+            .await
+            .unwrap();
+        assert!(store.due_deliveries(499, 10).await.unwrap().is_empty());
+        let retried = store.due_deliveries(500, 10).await.unwrap();
+        assert_eq!(
+            (retried[0].attempts, retried[0].last_error.as_deref()),
+            (1, Some("503"))
+        );
+        store
+            .settle_delivery(retried[0].id, DeliveryOutcome::Delivered, 501)
+            .await
+            .unwrap();
+        assert!(store.due_deliveries(i64::MAX, 10).await.unwrap().is_empty());
+        assert_eq!(
+            store.list_deliveries("all").await.unwrap()[0].status,
+            "delivered"
+        );
+
+        store
+            .delete_webhook(&project(), "all", audit("webhook.delete", "all"))
+            .await
+            .unwrap();
+        let missing = store
+            .delete_webhook(&project(), "all", audit("webhook.delete", "all"))
+            .await;
+        assert!(matches!(missing, Err(StoreError::NotFound { .. })));
+    }
+    each_backend!(check);
+}
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_it_expires() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        assert!(
+            store
+                .acquire_lease("rollouts", "a", 1_000, 100)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .acquire_lease("rollouts", "b", 1_050, 100)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .acquire_lease("rollouts", "a", 1_090, 100)
+                .await
+                .unwrap(),
+            "renewed"
+        );
+        assert!(
+            !store
+                .acquire_lease("rollouts", "b", 1_150, 100)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .acquire_lease("rollouts", "b", 1_190, 100)
+                .await
+                .unwrap(),
+            "expired"
+        );
+        assert!(
+            !store
+                .acquire_lease("rollouts", "a", 1_200, 100)
+                .await
+                .unwrap()
+        );
+    }
+    each_backend!(check);
+}
+
+#[tokio::test]
+async fn retention_deletes_only_old_events() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        let events: Vec<EventRecord> = (0..10)
+            .map(|n| EventRecord {
+                project: project(),
+                environment: env("production"),
+                kind: EventKind::Metric {
+                    metric: "error".to_owned(),
+                    value: 0.0,
+                },
+                targeting_key: format!("user-{n}"),
+                at: n * 100,
+                received_at: n * 100,
+            })
+            .collect();
+        store.insert_events(&events).await.unwrap();
+        assert_eq!(store.delete_events_before(500).await.unwrap(), 5);
+        let left = store
+            .list_events(&project(), &env("production"), 0, 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            left.iter().map(|(_, e)| e.at).collect::<Vec<_>>(),
+            vec![500, 600, 700, 800, 900]
         );
     }
     each_backend!(check);
