@@ -40,6 +40,8 @@ impl TestServer {
             rotation_grace_seconds: 3_600,
             sse_keep_alive_seconds: 15,
             scheduler_interval_ms: 0,
+            rollout_interval_ms: 0,
+            event_retention_hours: 168,
         };
         let server = capstan_server::start(&config, Arc::new(SystemClock))
             .await

@@ -38,6 +38,16 @@ pub struct ServeConfig {
     /// How often scheduled changes are checked, in milliseconds (0 turns the scheduler off).
     #[arg(long, env = "CAPSTAN_SCHEDULER_INTERVAL_MS", default_value_t = 1_000)]
     pub scheduler_interval_ms: u64,
+
+    /// How often guarded rollouts are judged and webhooks delivered, in milliseconds
+    /// (0 turns the rollout driver and webhook deliveries off on this replica).
+    #[arg(long, env = "CAPSTAN_ROLLOUT_INTERVAL_MS", default_value_t = 1_000)]
+    pub rollout_interval_ms: u64,
+
+    /// Hours raw SDK events are kept; rollouts keep per-minute summaries for ever, and an
+    /// active rollout's events are kept until it finishes.
+    #[arg(long, env = "CAPSTAN_EVENT_RETENTION_HOURS", default_value_t = 168)]
+    pub event_retention_hours: i64,
 }
 
 fn parse_secret(text: &str) -> Result<SecretString, String> {

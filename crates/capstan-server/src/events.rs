@@ -51,7 +51,7 @@ struct WireEvent {
 }
 
 /// Metric names follow the same rules as keys, so they can be named in rollouts.
-fn metric_name(text: &str) -> Result<String, String> {
+pub fn metric_name(text: &str) -> Result<String, String> {
     FlagKey::parse(text)
         .map(|key| key.to_string())
         .map_err(|error| error.to_string().replace("flag key", "metric name"))

@@ -17,9 +17,11 @@ pub mod metrics;
 pub mod mutations;
 pub mod ofrep;
 pub mod rate_limit;
+pub mod rollouts;
 pub mod scheduler;
 pub mod sdk;
 pub mod state;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,6 +89,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(api::audit::router())
         .merge(sdk::router())
         .merge(events::router())
+        .merge(rollouts::api::router())
+        .merge(webhooks::router())
         .split_for_parts()
 }
 
@@ -282,6 +286,7 @@ pub async fn start(config: &ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         Settings {
             rotation_grace_seconds: config.rotation_grace_seconds,
             sse_keep_alive_seconds: config.sse_keep_alive_seconds,
+            event_retention_hours: config.event_retention_hours,
         },
         rate_limit::RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst),
     );
@@ -306,6 +311,25 @@ pub async fn start(config: &ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         tokio::spawn(scheduler::run(
             state.clone(),
             Duration::from_millis(config.scheduler_interval_ms),
+            state.shutdown.subscribe(),
+        ));
+    }
+    if config.rollout_interval_ms > 0 {
+        let interval = Duration::from_millis(config.rollout_interval_ms);
+        // A replica that misses this many ticks hands rollouts and webhooks to another.
+        let lease_ttl_ms = (config.rollout_interval_ms as i64)
+            .saturating_mul(10)
+            .max(5_000);
+        tokio::spawn(rollouts::driver::run(
+            state.clone(),
+            interval,
+            lease_ttl_ms,
+            state.shutdown.subscribe(),
+        ));
+        tokio::spawn(webhooks::run(
+            state.clone(),
+            interval,
+            lease_ttl_ms,
             state.shutdown.subscribe(),
         ));
     }

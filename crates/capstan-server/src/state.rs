@@ -33,6 +33,8 @@ pub struct Settings {
     pub rotation_grace_seconds: i64,
     /// Seconds between keep-alive comments on idle event streams.
     pub sse_keep_alive_seconds: u64,
+    /// Hours raw events are kept (see `ServeConfig::event_retention_hours`).
+    pub event_retention_hours: i64,
 }
 
 impl AppState {

@@ -345,7 +345,8 @@ pub struct RolloutBucketRecord {
     pub metrics: Value,
 }
 
-/// A message for every webhook of a project that listens to `event`.
+/// A message for every webhook of a project that listens to `event`. A body with
+/// `rollout.id` null, in a change that creates a rollout, gets the new rollout's id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
     pub event: String,

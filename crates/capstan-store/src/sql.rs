@@ -1037,7 +1037,15 @@ impl Store for SqlStore {
             }
         }
         for notification in &change.notifications {
-            Self::queue_notification(&mut tx, &change.project, notification, change.at).await?;
+            let mut notification = notification.clone();
+            // A message about a rollout this change creates learns its id here.
+            if let (Some(id), Some(rollout)) =
+                (rollout_ids.first(), notification.body.get_mut("rollout"))
+                && rollout.get("id").is_some_and(Value::is_null)
+            {
+                rollout["id"] = Value::from(*id);
+            }
+            Self::queue_notification(&mut tx, &change.project, &notification, change.at).await?;
         }
         tx.commit().await?;
         Ok(AppliedChange {
@@ -1267,7 +1275,10 @@ impl Store for SqlStore {
                 sql.push_str(&placeholders.join(", "));
                 sql.push(')');
             }
-            let mut query = sqlx::query(&sql);
+            // Not a prepared statement kept for reuse: sqlx declares a NULL parameter's type
+            // from the first execution, so a cached statement whose first row had no value
+            // refuses a later batch whose first row has one (PostgreSQL error 22P03).
+            let mut query = sqlx::query(&sql).persistent(false);
             for event in chunk {
                 let (kind, flag, variant, metric, value) = match &event.kind {
                     EventKind::Exposure { flag, variant } => (
@@ -1487,7 +1498,7 @@ impl Store for SqlStore {
         .bind(webhook.project.as_str())
         .bind(&webhook.url)
         .bind(&webhook.secret)
-        .bind(serde_json::to_string(&webhook.events).map_err(|error| corrupt(error))?)
+        .bind(serde_json::to_string(&webhook.events).map_err(corrupt)?)
         .bind(&webhook.created_by)
         .bind(webhook.created_at)
         .execute(&mut *tx)

@@ -56,3 +56,23 @@ pub struct SegmentInEnvironment {
     /// Segment key, the name `$ref` uses.
     segment: String,
 }
+
+/// A rollout of a project.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct Rollout {
+    /// Project key, such as `default`.
+    project: String,
+    /// Rollout id, as `rollouts start` printed it.
+    id: i64,
+}
+
+/// A webhook of a project.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct Webhook {
+    /// Project key, such as `default`.
+    project: String,
+    /// Webhook id.
+    id: String,
+}

@@ -6,7 +6,14 @@ use crate::helpers::ADMIN_TOKEN;
 
 /// Every management route, the role it needs, and a body that succeeds with that role.
 /// Routes run in order, so later ones may use what earlier ones made.
-fn routes(schedule: i64, token_id: &str) -> Vec<(Method, String, Option<Value>, &'static str)> {
+fn routes(
+    schedule: i64,
+    token_id: &str,
+    rollout: i64,
+    webhook: &str,
+) -> Vec<(Method, String, Option<Value>, &'static str)> {
+    let rollouts = "/api/v1/projects/default/rollouts";
+    let webhooks = "/api/v1/projects/default/webhooks";
     let env = "/api/v1/projects/default/environments/production";
     let flag = format!("{env}/flags/auth-x");
     vec![
@@ -143,6 +150,58 @@ fn routes(schedule: i64, token_id: &str) -> Vec<(Method, String, Option<Value>, 
             "client",
         ),
         (Method::GET, "/api/v1/sdk/stream".into(), None, "sdk"),
+        (Method::POST, format!("{flag}/enable"), None, "editor"),
+        (
+            Method::POST,
+            rollouts.into(),
+            Some(json!({ "flag": "auth-x", "environment": "production", "to": "off" })),
+            "editor",
+        ),
+        (Method::GET, rollouts.into(), None, "viewer"),
+        (Method::GET, format!("{rollouts}/{rollout}"), None, "viewer"),
+        (
+            Method::POST,
+            format!("{rollouts}/{rollout}/pause"),
+            None,
+            "editor",
+        ),
+        (
+            Method::POST,
+            format!("{rollouts}/{rollout}/resume"),
+            None,
+            "editor",
+        ),
+        (
+            Method::POST,
+            format!("{rollouts}/{rollout}/promote"),
+            None,
+            "editor",
+        ),
+        (
+            Method::POST,
+            format!("{rollouts}/{rollout}/abort"),
+            None,
+            "editor",
+        ),
+        (
+            Method::POST,
+            webhooks.into(),
+            Some(json!({ "url": "http://127.0.0.1:9/hook" })),
+            "admin",
+        ),
+        (Method::GET, webhooks.into(), None, "admin"),
+        (
+            Method::GET,
+            format!("{webhooks}/{webhook}/deliveries"),
+            None,
+            "admin",
+        ),
+        (
+            Method::DELETE,
+            format!("{webhooks}/{webhook}"),
+            None,
+            "admin",
+        ),
         (
             Method::DELETE,
             "/api/v1/projects/default/flags/auth-x".into(),
@@ -170,6 +229,23 @@ async fn every_management_route_checks_the_role() {
                 Some(json!({ "name": "target", "role": "viewer" })),
             )
             .await;
+        app.create_flag(json!({ "key": "auth-r", "defaultVariant": "off" }))
+            .await;
+        app.enable("production", "auth-r").await;
+        let (_, rollout) = app
+            .admin(
+                Method::POST,
+                "/api/v1/projects/default/rollouts",
+                Some(json!({ "flag": "auth-r", "environment": "production", "to": "on" })),
+            )
+            .await;
+        let (_, webhook) = app
+            .admin(
+                Method::POST,
+                "/api/v1/projects/default/webhooks",
+                Some(json!({ "url": "http://127.0.0.1:9/first" })),
+            )
+            .await;
         let tokens = [
             ("admin", ADMIN_TOKEN.to_owned()),
             ("editor", app.token("editor", None).await),
@@ -195,6 +271,8 @@ async fn every_management_route_checks_the_role() {
         let table = routes(
             schedule["id"].as_i64().unwrap(),
             target["id"].as_str().unwrap(),
+            rollout["id"].as_i64().expect("a rollout"),
+            webhook["id"].as_str().expect("a webhook"),
         );
         // The table covers every management operation the API documents, so a new route
         // cannot escape this test.

@@ -44,6 +44,8 @@ pub(crate) fn config(database: &str, options: &Options) -> ServeConfig {
             options.sse_keep_alive_seconds
         },
         scheduler_interval_ms: 0,
+        rollout_interval_ms: 0,
+        event_retention_hours: 168,
     }
 }
 

@@ -10,6 +10,7 @@ mod flagd;
 mod flags;
 mod health;
 mod ofrep;
+mod rollouts;
 mod schedules;
 mod sdk;
 mod tokens;

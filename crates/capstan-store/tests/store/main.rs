@@ -961,3 +961,36 @@ async fn retention_deletes_only_old_events() {
     }
     each_backend!(check);
 }
+
+/// Batches whose statements start with a metric (a value) or an exposure (no value) in
+/// any order: PostgreSQL once refused the second kind after the first (error 22P03).
+#[tokio::test]
+async fn event_batches_store_whatever_kind_comes_first() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        let event = |n: i64, metric: bool| EventRecord {
+            project: project(),
+            environment: env("production"),
+            kind: if metric {
+                EventKind::Metric {
+                    metric: "latency_ms".to_owned(),
+                    value: 12.5,
+                }
+            } else {
+                EventKind::Exposure {
+                    flag: flag("checkout"),
+                    variant: "on".to_owned(),
+                }
+            },
+            targeting_key: format!("user-{n}"),
+            at: n,
+            received_at: n,
+        };
+        // 500 rows per statement: the first statement starts with an exposure, the
+        // second with a metric.
+        let first: Vec<EventRecord> = (0..2_000).map(|n| event(n, n % 9 != 0)).collect();
+        assert_eq!(store.insert_events(&first).await.unwrap(), 2_000);
+        let second: Vec<EventRecord> = (0..1_000).map(|n| event(n, n % 2 == 0)).collect();
+        assert_eq!(store.insert_events(&second).await.unwrap(), 1_000);
+    }
+    each_backend!(check);
+}

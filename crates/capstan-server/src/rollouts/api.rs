@@ -1,0 +1,514 @@
+//! `/api/v1/projects/{project}/rollouts`: start a guarded rollout, list and read them,
+//! and steer one by hand (pause, resume, promote, abort).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use capstan_judge::{
+    Direction, Guardrail, Progress, Response, RolloutPlan, Statistic, Step, Tolerance, Units,
+};
+use capstan_model::Role;
+use capstan_store::{ConfigWrite, RolloutFilter, RolloutRecord, RolloutWrite};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{
+    Rollout, StoredPlan, StoredProgress, TimelineEntry, Transition, TransitionContext,
+    check_startable, load, notification, rollout_json, split_targeting, to_json, transition,
+};
+use crate::api::body::{JsonBody, parse_json};
+use crate::api::flags::{environment_key, flag_key, project_key};
+use crate::api::paths;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::mutations::{AuditDraft, Plan, mutate};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, start))
+        .routes(routes!(get))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(promote))
+        .routes(routes!(abort))
+}
+
+/// One step of a rollout.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct StepBody {
+    /// Share of units served the treatment, in percent (the last step is 100).
+    percent: f64,
+    /// Least time the step is held, in seconds (default 600).
+    min_duration_seconds: Option<u64>,
+    /// Least number of units newly exposed to the treatment during the step (default 100).
+    min_units: Option<u64>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ToleranceBody {
+    /// Share of control's value treatment may be worse by (0.05 is 5%).
+    relative: Option<f64>,
+    /// Amount treatment may be worse by, in the metric's unit.
+    absolute: Option<f64>,
+}
+
+/// A guardrail metric.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct GuardrailBody {
+    /// Metric name, as sent in metric events.
+    metric: String,
+    /// `mean` (per unit; the default) or a percentile such as `p95` (of all values).
+    statistic: Option<String>,
+    /// `higher_is_worse` (default) or `lower_is_worse`.
+    direction: Option<String>,
+    tolerance: Option<ToleranceBody>,
+    /// `revert` (default), `pause` or `notify`.
+    response: Option<String>,
+}
+
+/// Starts a guarded rollout of one flag in one environment.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct StartRollout {
+    flag: String,
+    environment: String,
+    /// The variant to roll out; the variant served now is the control.
+    to: String,
+    /// Default: 1, 5, 25, 50, 100 percent, each 10 minutes and 100 units at least.
+    steps: Option<Vec<StepBody>>,
+    /// Guardrails besides (or, with `defaultGuardrails: false`, instead of) the
+    /// defaults: `error` mean, `latency_ms` mean and p95.
+    guardrails: Option<Vec<GuardrailBody>>,
+    default_guardrails: Option<bool>,
+    /// Chance of reverting a change that is truly no different (default 0.01).
+    false_revert_rate: Option<f64>,
+    /// A step undecided this long pauses the rollout and notifies (default 86400).
+    decision_deadline_seconds: Option<u64>,
+    /// No guardrail is judged on fewer units in either arm (default 30).
+    min_samples: Option<u64>,
+}
+
+fn parse_plan(body: &StartRollout, control: String) -> Result<RolloutPlan, ApiError> {
+    let mut plan = RolloutPlan::new(control, body.to.clone());
+    if let Some(steps) = &body.steps {
+        plan.steps = steps
+            .iter()
+            .map(|step| Step {
+                percent: step.percent,
+                min_duration_ms: step
+                    .min_duration_seconds
+                    .unwrap_or(600)
+                    .saturating_mul(1000) as i64,
+                min_units: step.min_units.unwrap_or(100),
+            })
+            .collect();
+    }
+    if body.default_guardrails == Some(false) {
+        plan.guardrails.clear();
+    }
+    for (index, guardrail) in body.guardrails.iter().flatten().enumerate() {
+        let field = |name: &str| format!("guardrails[{index}].{name}");
+        crate::events::metric_name(&guardrail.metric)
+            .map_err(|error| ApiError::field(field("metric"), error))?;
+        let statistic = Statistic::parse(guardrail.statistic.as_deref().unwrap_or("mean"))
+            .map_err(|error| ApiError::field(field("statistic"), error))?;
+        let direction = match guardrail.direction.as_deref().unwrap_or("higher_is_worse") {
+            "higher_is_worse" => Direction::HigherIsWorse,
+            "lower_is_worse" => Direction::LowerIsWorse,
+            other => {
+                return Err(ApiError::field(
+                    field("direction"),
+                    format!(
+                        "unknown direction {other:?}; expected higher_is_worse or lower_is_worse"
+                    ),
+                ));
+            }
+        };
+        let response = match guardrail.response.as_deref().unwrap_or("revert") {
+            "revert" => Response::Revert,
+            "pause" => Response::Pause,
+            "notify" => Response::Notify,
+            other => {
+                return Err(ApiError::field(
+                    field("response"),
+                    format!("unknown response {other:?}; expected revert, pause or notify"),
+                ));
+            }
+        };
+        let tolerance = guardrail.tolerance.as_ref();
+        plan.guardrails.push(Guardrail {
+            metric: guardrail.metric.clone(),
+            statistic,
+            direction,
+            tolerance: Tolerance {
+                relative: tolerance.and_then(|t| t.relative).unwrap_or(0.05),
+                absolute: tolerance.and_then(|t| t.absolute).unwrap_or(0.0),
+            },
+            response,
+        });
+    }
+    if plan.guardrails.is_empty() {
+        return Err(ApiError::field(
+            "guardrails",
+            "a rollout needs at least one guardrail",
+        ));
+    }
+    if let Some(rate) = body.false_revert_rate {
+        plan.false_revert_rate = rate;
+    }
+    if let Some(seconds) = body.decision_deadline_seconds {
+        plan.decision_deadline_ms = seconds.saturating_mul(1000).min(i64::MAX as u64) as i64;
+    }
+    if let Some(min_samples) = body.min_samples {
+        plan.min_samples = min_samples;
+    }
+    plan.validate()
+        .map_err(|error| ApiError::field(error.field, error.message))?;
+    Ok(plan)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/rollouts",
+    tag = "rollouts",
+    summary = "Start a guarded rollout of a flag to a new variant",
+    params(paths::Project),
+    request_body = StartRollout,
+    responses((status = 201, description = "Started", body = serde_json::Value), crate::error::ErrorResponses),
+    security(("bearer" = []))
+)]
+async fn start(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(project): Path<String>,
+    JsonBody(body): JsonBody<StartRollout>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    principal.require(Role::Editor, "start rollouts")?;
+    let project = project_key(&principal, &project)?;
+    let environment = environment_key(&body.environment)?;
+    let flag = flag_key(&body.flag)?;
+    let actor = principal.name.clone();
+    let (_, applied) = mutate(
+        &state,
+        &actor,
+        &project,
+        std::slice::from_ref(&environment),
+        |snapshots, now| {
+            let snapshot = &snapshots[0];
+            let config = snapshot.config(&flag).ok_or_else(|| ApiError::NotFound {
+                kind: "flag",
+                key: flag.to_string(),
+            })?;
+            let current = config.config.as_object().cloned().unwrap_or_default();
+            let control = check_startable(&current, &flag)?;
+            let variants = current.get("variants").and_then(Value::as_object);
+            if !variants.is_some_and(|variants| variants.contains_key(&body.to)) {
+                return Err(ApiError::field(
+                    "to",
+                    format!("flag {flag} has no variant {:?}", body.to),
+                ));
+            }
+            let plan = StoredPlan {
+                plan: parse_plan(&body, control)?,
+                original_targeting: current.get("targeting").cloned(),
+            };
+            let progress = StoredProgress {
+                progress: Progress::start(now),
+                reason: format!("Started at {}%.", plan.plan.steps[0].percent),
+            };
+            let timeline = vec![TimelineEntry {
+                step: 0,
+                percent: plan.plan.steps[0].percent,
+                started_at: now,
+                units_at_start: Units::default(),
+                ended_at: None,
+                units_at_end: None,
+                outcome: None,
+            }];
+            let mut next = current.clone();
+            next.insert(
+                "targeting".to_owned(),
+                split_targeting(&plan, plan.plan.steps[0].basis_points()),
+            );
+            let record = RolloutRecord {
+                id: 0,
+                project: project.clone(),
+                environment: environment.clone(),
+                flag: flag.clone(),
+                status: "running".to_owned(),
+                plan: to_json(&plan),
+                progress: to_json(&progress),
+                timeline: to_json(&timeline),
+                latest: None,
+                version: 1,
+                created_by: actor.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            let starting = Rollout {
+                record,
+                plan: plan.clone(),
+                progress: progress.clone(),
+                timeline: timeline.clone(),
+            };
+            let context = TransitionContext {
+                actor: &actor,
+                reason: progress.reason.clone(),
+                evidence: to_json(&plan.plan),
+                units: Units::default(),
+                notified: Vec::new(),
+            };
+            let mut planned = Plan::new(
+                AuditDraft {
+                    action: "rollout.start",
+                    environment: Some(environment.clone()),
+                    resource_kind: "flag",
+                    resource_key: flag.to_string(),
+                    before: Some(Value::Object(current.clone())),
+                    after: Some(
+                        json!({ "rollout": to_json(&plan), "flag": Value::Object(next.clone()) }),
+                    ),
+                },
+                (),
+            );
+            planned.configs.push(ConfigWrite {
+                environment: environment.clone(),
+                flag: flag.clone(),
+                expected_version: Some(config.version),
+                config: Some(Value::Object(next)),
+            });
+            planned.rollouts.push(RolloutWrite::Create {
+                environment: environment.clone(),
+                flag: flag.clone(),
+                status: "running".to_owned(),
+                plan: to_json(&plan),
+                progress: to_json(&progress),
+                timeline: to_json(&timeline),
+                created_by: actor.clone(),
+            });
+            planned
+                .notifications
+                .push(notification(&starting, "rollout.started", &context));
+            Ok(planned)
+        },
+    )
+    .await?;
+    let id = applied
+        .and_then(|applied| applied.rollout_ids.first().copied())
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the store returned no rollout id")))?;
+    let rollout = load(&state, &project, id).await?;
+    Ok((StatusCode::CREATED, Json(rollout_json(&rollout))))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListQuery {
+    environment: Option<String>,
+    flag: Option<String>,
+    /// Only running and paused rollouts.
+    active: Option<bool>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/rollouts",
+    tag = "rollouts",
+    summary = "Rollouts, newest first, active and finished",
+    params(paths::Project, ListQuery),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    security(("bearer" = []))
+)]
+async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(project): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer, "read rollouts")?;
+    let project = project_key(&principal, &project)?;
+    let filter = RolloutFilter {
+        project: Some(project),
+        environment: query
+            .environment
+            .as_deref()
+            .map(environment_key)
+            .transpose()?,
+        flag: query.flag.as_deref().map(flag_key).transpose()?,
+        active_only: query.active.unwrap_or(false),
+    };
+    let mut rollouts = Vec::new();
+    for record in state.store.list_rollouts(filter).await? {
+        rollouts.push(rollout_json(&Rollout::parse(record)?));
+    }
+    Ok(Json(json!({ "rollouts": rollouts })))
+}
+
+fn rollout_id(text: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::field("id", "expected a rollout id (a positive number)"))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/rollouts/{id}",
+    tag = "rollouts",
+    summary = "A rollout: its timeline, units per variant, each guardrail's estimate and interval, and why it is where it is",
+    params(paths::Rollout),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    security(("bearer" = []))
+)]
+async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((project, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer, "read rollouts")?;
+    let project = project_key(&principal, &project)?;
+    let rollout = load(&state, &project, rollout_id(&id)?).await?;
+    let mut body = rollout_json(&rollout);
+    let buckets: Vec<Value> = state
+        .store
+        .rollout_buckets(rollout.record.id)
+        .await?
+        .into_iter()
+        .map(|bucket| {
+            json!({
+                "start": crate::clock::rfc3339(bucket.bucket_start),
+                "variant": if bucket.arm == "treatment" { &rollout.plan.plan.treatment } else { &rollout.plan.plan.control },
+                "exposures": bucket.exposures,
+                "newUnits": bucket.new_units,
+                "metrics": bucket.metrics,
+            })
+        })
+        .collect();
+    body["buckets"] = Value::Array(buckets);
+    Ok(Json(body))
+}
+
+/// Why a human steers a rollout; kept in the audit log and the webhook message.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Steer {
+    reason: Option<String>,
+}
+
+async fn steer(
+    state: AppState,
+    principal: Principal,
+    project: String,
+    id: String,
+    body: Option<Steer>,
+    kind: &'static str,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Editor, "steer rollouts")?;
+    let project = project_key(&principal, &project)?;
+    let rollout = load(&state, &project, rollout_id(&id)?).await?;
+    let note = body
+        .and_then(|body| body.reason)
+        .map(|reason| format!(": {reason}"))
+        .unwrap_or_default();
+    let units = rollout
+        .record
+        .latest
+        .as_ref()
+        .and_then(|latest| serde_json::from_value::<Units>(latest.get("units")?.clone()).ok())
+        .unwrap_or_default();
+    let (change, reason) = match kind {
+        "pause" => (
+            Transition::Pause,
+            format!("Paused by {}{note}.", principal.name),
+        ),
+        "resume" => (
+            Transition::Resume,
+            format!("Resumed by {}{note}.", principal.name),
+        ),
+        "abort" => (
+            Transition::Revert,
+            format!(
+                "Aborted by {}{note}; the control is served again.",
+                principal.name
+            ),
+        ),
+        _ => {
+            let next = rollout.progress.progress.step + 1;
+            if next + 1 >= rollout.plan.plan.steps.len() {
+                (
+                    Transition::Promote,
+                    format!("Promoted to 100% by {}{note}.", principal.name),
+                )
+            } else {
+                let percent = rollout.plan.plan.steps[next].percent;
+                (
+                    Transition::Advance { step: next },
+                    format!("Advanced to {percent}% by {}{note}.", principal.name),
+                )
+            }
+        }
+    };
+    let context = TransitionContext {
+        actor: &principal.name,
+        evidence: json!({ "requestedBy": principal.name }),
+        reason,
+        units,
+        notified: Vec::new(),
+    };
+    let after = transition(&state, &rollout, change, context).await?;
+    Ok(Json(rollout_json(&after)))
+}
+
+macro_rules! steering_route {
+    ($name:ident, $path:literal, $summary:literal) => {
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "rollouts",
+            summary = $summary,
+            params(paths::Rollout),
+            request_body(content = Steer, description = "Optional reason"),
+            responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+            security(("bearer" = []))
+        )]
+        async fn $name(
+            State(state): State<AppState>,
+            principal: Principal,
+            Path((project, id)): Path<(String, String)>,
+            body: axum::body::Bytes,
+        ) -> Result<Json<Value>, ApiError> {
+            let body: Option<Steer> = if body.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                Some(parse_json(&body)?)
+            };
+            steer(state, principal, project, id, body, stringify!($name)).await
+        }
+    };
+}
+
+steering_route!(
+    pause,
+    "/api/v1/projects/{project}/rollouts/{id}/pause",
+    "Pause a running rollout (it holds its step)"
+);
+steering_route!(
+    resume,
+    "/api/v1/projects/{project}/rollouts/{id}/resume",
+    "Resume a paused rollout at its step"
+);
+steering_route!(
+    promote,
+    "/api/v1/projects/{project}/rollouts/{id}/promote",
+    "Move a rollout to its next step now (to 100% from the last held step)"
+);
+steering_route!(
+    abort,
+    "/api/v1/projects/{project}/rollouts/{id}/abort",
+    "Abort a rollout: serve the control again"
+);
