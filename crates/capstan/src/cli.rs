@@ -63,6 +63,12 @@ pub(crate) enum Command {
     Tokens(TokensCommand),
     /// Show the audit trail.
     Audit(AuditArgs),
+    /// Guarded rollouts: roll a flag out step by step; it promotes or reverts itself.
+    #[command(subcommand)]
+    Rollouts(crate::rollouts::RolloutsCommand),
+    /// Webhooks that hear about rollouts (Slack-compatible, signed).
+    #[command(subcommand)]
+    Webhooks(crate::rollouts::WebhooksCommand),
 }
 
 #[derive(Args)]
@@ -249,7 +255,7 @@ fn json_option(name: &str, text: &str) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("--{name} is not valid JSON"))
 }
 
-fn segment(text: &str) -> String {
+pub(crate) fn segment(text: &str) -> String {
     // Keys are restricted to URL-safe characters by the server; encode the rest anyway.
     text.bytes()
         .map(|byte| match byte {
@@ -270,6 +276,12 @@ pub(crate) async fn run(global: &Global, command: Command) -> anyhow::Result<()>
         Command::Env(command) => env(&client, global, &project, command).await,
         Command::Tokens(command) => tokens(&client, global, command).await,
         Command::Audit(args) => audit(&client, global, args).await,
+        Command::Rollouts(command) => {
+            crate::rollouts::rollouts(&client, global, &project, command).await
+        }
+        Command::Webhooks(command) => {
+            crate::rollouts::webhooks(&client, global, &project, command).await
+        }
     }
 }
 

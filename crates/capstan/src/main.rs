@@ -4,6 +4,7 @@
 mod cli;
 mod client;
 mod output;
+mod rollouts;
 
 use std::process::ExitCode;
 use std::sync::Arc;

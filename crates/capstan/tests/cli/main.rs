@@ -5,5 +5,6 @@ mod process;
 
 mod crash;
 mod quick_start;
+mod rollouts;
 mod sdk;
 mod shutdown;

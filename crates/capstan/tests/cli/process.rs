@@ -16,8 +16,14 @@ impl ServerProcess {
 
     /// Starts on a given address, to come back where clients expect the server.
     pub(crate) fn start_at(database: &str, listen: &str) -> ServerProcess {
+        ServerProcess::start_with(database, listen, &[])
+    }
+
+    /// Starts with extra `capstan serve` options.
+    pub(crate) fn start_with(database: &str, listen: &str, options: &[&str]) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_capstan"))
             .args(["serve", "--listen", listen, "--database", database])
+            .args(options)
             .env("CAPSTAN_BOOTSTRAP_TOKEN", ADMIN_TOKEN)
             .env("CAPSTAN_LOG", "warn")
             .env_remove("CAPSTAN_LISTEN")

@@ -1,0 +1,510 @@
+//! `capstan rollouts` and `capstan webhooks`: guarded rollouts and where their news goes.
+
+use anyhow::{Context, anyhow};
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+
+use crate::cli::{Global, segment};
+use crate::client::ApiClient;
+use crate::output::{cell, print_json, print_table};
+
+#[derive(Subcommand)]
+pub(crate) enum RolloutsCommand {
+    /// Roll a flag out to a new variant step by step, guarded by metrics.
+    Start {
+        #[arg(long)]
+        flag: String,
+        #[arg(long = "env", short = 'e')]
+        env: String,
+        /// The variant to roll out; the variant served now is the control.
+        #[arg(long)]
+        to: String,
+        /// Treatment shares in percent, e.g. 1,5,25,50,100 (the default).
+        #[arg(long, value_delimiter = ',')]
+        steps: Option<Vec<f64>>,
+        /// Least time each step is held: 30s, 10m (the default), 1h.
+        #[arg(long)]
+        step_duration: Option<String>,
+        /// Least units newly exposed to the treatment in each step (default 100).
+        #[arg(long)]
+        step_units: Option<u64>,
+        /// A guardrail besides the defaults, as key=value pairs: metric=NAME (required),
+        /// statistic=mean|p95|..., direction=higher_is_worse|lower_is_worse,
+        /// relative=0.05, absolute=0, response=revert|pause|notify. Repeatable.
+        #[arg(long = "guardrail")]
+        guardrails: Vec<String>,
+        /// Leave out the default guardrails (error mean, latency_ms mean and p95).
+        #[arg(long)]
+        no_default_guardrails: bool,
+        /// Chance of reverting a change that is truly no different (default 0.01).
+        #[arg(long)]
+        false_revert_rate: Option<f64>,
+        /// A step undecided this long pauses the rollout and notifies (default 24h).
+        #[arg(long)]
+        deadline: Option<String>,
+    },
+    /// List rollouts, newest first, active and finished.
+    List {
+        #[arg(long = "env", short = 'e')]
+        env: Option<String>,
+        #[arg(long)]
+        flag: Option<String>,
+        /// Only running and paused rollouts.
+        #[arg(long)]
+        active: bool,
+    },
+    /// Show a rollout: where it is and exactly why, its guardrails and its timeline.
+    Status { id: i64 },
+    /// Pause a running rollout: it holds its step until resumed.
+    Pause {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resume a paused rollout at its step.
+    Resume {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Move a rollout to its next step now.
+    Promote {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Stop a rollout and serve the control again.
+    Abort {
+        id: i64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum WebhooksCommand {
+    /// Add a webhook; prints its signing secret once.
+    Create {
+        #[arg(long)]
+        url: String,
+        /// Events to send, e.g. rollout.reverted,rollout.paused (default: all).
+        #[arg(long, value_delimiter = ',')]
+        events: Option<Vec<String>>,
+        /// The signing secret (generated when omitted).
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// List the project's webhooks.
+    List,
+    /// Remove a webhook.
+    Delete { id: String },
+    /// Show a webhook's deliveries.
+    Deliveries { id: String },
+}
+
+/// `30s`, `10m`, `2h`, `1d` or a number of seconds.
+pub(crate) fn parse_seconds(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last() {
+        Some((index, unit)) if unit.is_ascii_alphabetic() => (&text[..index], unit),
+        _ => (text, 's'),
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| anyhow!("invalid duration {text:?}; expected e.g. 30s, 10m, 2h"))?;
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        _ => return Err(anyhow!("invalid duration {text:?}; use s, m, h or d")),
+    };
+    Ok(number * scale)
+}
+
+fn parse_guardrail(text: &str) -> anyhow::Result<Value> {
+    let mut guardrail = Map::new();
+    let mut tolerance = Map::new();
+    for pair in text.split(',') {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid guardrail {text:?}: expected key=value pairs"))?;
+        match key.trim() {
+            "metric" | "statistic" | "direction" | "response" => {
+                guardrail.insert(key.trim().to_owned(), json!(value.trim()));
+            }
+            "relative" | "absolute" => {
+                let number: f64 = value
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("invalid {key} in guardrail {text:?}"))?;
+                tolerance.insert(key.trim().to_owned(), json!(number));
+            }
+            other => return Err(anyhow!("unknown guardrail field {other:?} in {text:?}")),
+        }
+    }
+    if !guardrail.contains_key("metric") {
+        return Err(anyhow!("guardrail {text:?} needs metric=NAME"));
+    }
+    if !tolerance.is_empty() {
+        guardrail.insert("tolerance".to_owned(), Value::Object(tolerance));
+    }
+    Ok(Value::Object(guardrail))
+}
+
+pub(crate) async fn rollouts(
+    client: &ApiClient,
+    global: &Global,
+    project: &str,
+    command: RolloutsCommand,
+) -> anyhow::Result<()> {
+    let base = format!("{project}/rollouts");
+    let steer = |id: i64, action: &str, reason: Option<String>| {
+        let body = match reason {
+            Some(reason) => json!({ "reason": reason }),
+            None => json!({}),
+        };
+        (format!("{base}/{id}/{action}"), body)
+    };
+    let value = match command {
+        RolloutsCommand::Start {
+            flag,
+            env,
+            to,
+            steps,
+            step_duration,
+            step_units,
+            guardrails,
+            no_default_guardrails,
+            false_revert_rate,
+            deadline,
+        } => {
+            let mut body = json!({ "flag": flag, "environment": env, "to": to });
+            if steps.is_some() || step_duration.is_some() || step_units.is_some() {
+                let percents = steps.unwrap_or_else(|| vec![1.0, 5.0, 25.0, 50.0, 100.0]);
+                let duration = step_duration.as_deref().map(parse_seconds).transpose()?;
+                let steps: Vec<Value> = percents
+                    .iter()
+                    .map(|percent| {
+                        let mut step = json!({ "percent": percent });
+                        if let Some(seconds) = duration {
+                            step["minDurationSeconds"] = json!(seconds);
+                        }
+                        if let Some(units) = step_units {
+                            step["minUnits"] = json!(units);
+                        }
+                        step
+                    })
+                    .collect();
+                body["steps"] = json!(steps);
+            }
+            if !guardrails.is_empty() {
+                let parsed: Vec<Value> = guardrails
+                    .iter()
+                    .map(|text| parse_guardrail(text))
+                    .collect::<anyhow::Result<_>>()?;
+                body["guardrails"] = json!(parsed);
+            }
+            if no_default_guardrails {
+                body["defaultGuardrails"] = json!(false);
+            }
+            if let Some(rate) = false_revert_rate {
+                body["falseRevertRate"] = json!(rate);
+            }
+            if let Some(deadline) = deadline {
+                body["decisionDeadlineSeconds"] = json!(parse_seconds(&deadline)?);
+            }
+            client.post(&base, &body).await?
+        }
+        RolloutsCommand::List { env, flag, active } => {
+            let mut query = Vec::new();
+            if let Some(env) = env {
+                query.push(format!("environment={}", segment(&env)));
+            }
+            if let Some(flag) = flag {
+                query.push(format!("flag={}", segment(&flag)));
+            }
+            if active {
+                query.push("active=true".to_owned());
+            }
+            let path = if query.is_empty() {
+                base.clone()
+            } else {
+                format!("{base}?{}", query.join("&"))
+            };
+            let value = client.get(&path).await?;
+            if global.json {
+                print_json(&value);
+            } else {
+                print_list(&value);
+            }
+            return Ok(());
+        }
+        RolloutsCommand::Status { id } => client.get(&format!("{base}/{id}")).await?,
+        RolloutsCommand::Pause { id, reason } => {
+            let (path, body) = steer(id, "pause", reason);
+            client.post(&path, &body).await?
+        }
+        RolloutsCommand::Resume { id, reason } => {
+            let (path, body) = steer(id, "resume", reason);
+            client.post(&path, &body).await?
+        }
+        RolloutsCommand::Promote { id, reason } => {
+            let (path, body) = steer(id, "promote", reason);
+            client.post(&path, &body).await?
+        }
+        RolloutsCommand::Abort { id, reason } => {
+            let (path, body) = steer(id, "abort", reason);
+            client.post(&path, &body).await?
+        }
+    };
+    if global.json {
+        print_json(&value);
+    } else {
+        print_status(&value);
+    }
+    Ok(())
+}
+
+fn print_list(value: &Value) {
+    let rows: Vec<Vec<String>> = value["rollouts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|rollout| {
+            vec![
+                cell(rollout.get("id")),
+                cell(rollout.get("flag")),
+                cell(rollout.get("environment")),
+                format!(
+                    "{} → {}",
+                    cell(rollout.get("control")),
+                    cell(rollout.get("treatment"))
+                ),
+                cell(rollout.get("status")),
+                format!("{}%", cell(rollout.get("percent"))),
+                cell(rollout.get("updatedAt")),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "ID",
+            "FLAG",
+            "ENVIRONMENT",
+            "CHANGE",
+            "STATUS",
+            "SHARE",
+            "UPDATED",
+        ],
+        &rows,
+    );
+}
+
+fn number(value: Option<&Value>) -> String {
+    match value.and_then(Value::as_f64) {
+        Some(number) if number.abs() >= 100.0 => format!("{number:.1}"),
+        Some(number) => format!("{number:.4}"),
+        None => "-".to_owned(),
+    }
+}
+
+fn print_status(rollout: &Value) {
+    println!(
+        "rollout {}: {} in {}, {} → {}",
+        cell(rollout.get("id")),
+        cell(rollout.get("flag")),
+        cell(rollout.get("environment")),
+        cell(rollout.get("control")),
+        cell(rollout.get("treatment"))
+    );
+    println!(
+        "status: {} at {}%",
+        cell(rollout.get("status")),
+        cell(rollout.get("percent"))
+    );
+    println!("why: {}", cell(rollout.get("reason")));
+    if let Some(units) = rollout.get("units").filter(|units| !units.is_null()) {
+        println!(
+            "units: {} control, {} treatment",
+            cell(units.get("control")),
+            cell(units.get("treatment"))
+        );
+    }
+    let guardrails: Vec<Vec<String>> = rollout["guardrails"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|reading| {
+            let estimate = reading.get("estimate").filter(|e| !e.is_null());
+            let field = |name: &str| number(estimate.and_then(|e| e.get(name)));
+            vec![
+                cell(reading.get("guardrail")),
+                cell(reading.get("verdict")),
+                field("control"),
+                field("treatment"),
+                field("difference"),
+                format!("[{}, {}]", field("low"), field("high")),
+                field("margin"),
+            ]
+        })
+        .collect();
+    if !guardrails.is_empty() {
+        println!();
+        print_table(
+            &[
+                "GUARDRAIL",
+                "VERDICT",
+                "CONTROL",
+                "TREATMENT",
+                "DIFFERENCE",
+                "INTERVAL",
+                "TOLERANCE",
+            ],
+            &guardrails,
+        );
+    }
+    let timeline: Vec<Vec<String>> = rollout["timeline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|step| {
+            let units = step
+                .get("unitsAtEnd")
+                .filter(|units| !units.is_null())
+                .or_else(|| rollout.get("units"));
+            vec![
+                format!("{}%", cell(step.get("percent"))),
+                cell(step.get("startedAt")),
+                cell(step.get("endedAt")),
+                format!(
+                    "{}/{}",
+                    cell(units.and_then(|u| u.get("control"))),
+                    cell(units.and_then(|u| u.get("treatment")))
+                ),
+                cell(step.get("outcome")),
+            ]
+        })
+        .collect();
+    println!();
+    print_table(
+        &["STEP", "STARTED", "ENDED", "UNITS C/T", "OUTCOME"],
+        &timeline,
+    );
+}
+
+pub(crate) async fn webhooks(
+    client: &ApiClient,
+    global: &Global,
+    project: &str,
+    command: WebhooksCommand,
+) -> anyhow::Result<()> {
+    let base = format!("{project}/webhooks");
+    let value = match command {
+        WebhooksCommand::Create {
+            url,
+            events,
+            secret,
+        } => {
+            let mut body = json!({ "url": url });
+            if let Some(events) = events {
+                body["events"] = json!(events);
+            }
+            if let Some(secret) = secret {
+                body["secret"] = json!(secret);
+            }
+            let value = client.post(&base, &body).await?;
+            if !global.json {
+                println!("{}", cell(value.get("id")));
+                println!("signing secret (shown once): {}", cell(value.get("secret")));
+                return Ok(());
+            }
+            value
+        }
+        WebhooksCommand::List => {
+            let value = client.get(&base).await?;
+            if !global.json {
+                let rows: Vec<Vec<String>> = value["webhooks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|webhook| {
+                        vec![
+                            cell(webhook.get("id")),
+                            cell(webhook.get("url")),
+                            cell(webhook.get("events")),
+                            cell(webhook.get("createdAt")),
+                        ]
+                    })
+                    .collect();
+                print_table(&["ID", "URL", "EVENTS", "CREATED"], &rows);
+                return Ok(());
+            }
+            value
+        }
+        WebhooksCommand::Delete { id } => {
+            client
+                .send(
+                    Method::DELETE,
+                    &format!("{base}/{}", segment(&id)),
+                    None,
+                    &[],
+                )
+                .await?;
+            if !global.json {
+                println!("deleted webhook {id}");
+                return Ok(());
+            }
+            json!({ "deleted": id })
+        }
+        WebhooksCommand::Deliveries { id } => {
+            let value = client
+                .get(&format!("{base}/{}/deliveries", segment(&id)))
+                .await?;
+            if !global.json {
+                let rows: Vec<Vec<String>> = value["deliveries"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|delivery| {
+                        vec![
+                            cell(delivery.get("id")),
+                            cell(delivery.get("event")),
+                            cell(delivery.get("status")),
+                            cell(delivery.get("attempts")),
+                            cell(delivery.get("lastError")),
+                        ]
+                    })
+                    .collect();
+                print_table(&["ID", "EVENT", "STATUS", "ATTEMPTS", "LAST ERROR"], &rows);
+                return Ok(());
+            }
+            value
+        }
+    };
+    print_json(&value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_guardrails_parse() {
+        assert_eq!(parse_seconds("30s").unwrap(), 30);
+        assert_eq!(parse_seconds("10m").unwrap(), 600);
+        assert_eq!(parse_seconds("2h").unwrap(), 7_200);
+        assert_eq!(parse_seconds("90").unwrap(), 90);
+        assert!(parse_seconds("ten").is_err());
+        assert!(parse_seconds("5w").is_err());
+        assert_eq!(
+            parse_guardrail("metric=plays,direction=lower_is_worse,relative=0.1,response=notify")
+                .unwrap(),
+            json!({"metric": "plays", "direction": "lower_is_worse", "response": "notify", "tolerance": {"relative": 0.1}})
+        );
+        assert!(parse_guardrail("direction=lower_is_worse").is_err());
+        assert!(parse_guardrail("metric=plays,speed=3").is_err());
+    }
+}
