@@ -699,3 +699,179 @@ async fn a_rollout_survives_a_restart_and_one_replica_drives_it() {
         assert_eq!(body["status"], "reverted");
     });
 }
+
+#[tokio::test]
+async fn a_notify_guardrail_tells_people_and_the_rollout_carries_on() {
+    each_backend!(|app| {
+        enabled_flag(&app).await;
+        let (_, rollout) = start(
+            &app,
+            json!({"flag": "checkout", "environment": "production", "to": "on",
+                   "steps": [{"percent": 50, "minDurationSeconds": 0, "minUnits": 10}, {"percent": 100}],
+                   "defaultGuardrails": false,
+                   "guardrails": [{"metric": "error", "response": "notify", "tolerance": {"relative": 0.5, "absolute": 0.0025}}]}),
+        )
+        .await;
+        let id = rollout["id"].as_i64().unwrap();
+        let sdk = app.token("sdk", Some("production")).await;
+        traffic(&app, &sdk, 0..400, |variant, unit, request| {
+            let n = unit * 4 + request;
+            if variant == "on" {
+                n % 3 == 0
+            } else {
+                n % 100 == 0
+            }
+        })
+        .await;
+        let mut driver = RolloutDriver::new(10_000);
+        let report = driver.tick(app.state()).await.unwrap();
+        assert_eq!(
+            report.transitions,
+            vec![(id, "notify".to_owned()), (id, "Promote".to_owned())]
+        );
+        let (_, audit) = app
+            .admin(Method::GET, "/api/v1/audit?kind=rollout", None)
+            .await;
+        let notified = audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == "rollout.notify")
+            .unwrap();
+        assert!(
+            notified["after"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("error mean"),
+            "{notified}"
+        );
+        assert_eq!(status(&app, id).await["status"], "promoted");
+    });
+}
+
+#[tokio::test]
+async fn retention_deletes_old_raw_events_but_not_an_active_rollouts() {
+    each_backend!(|app| {
+        enabled_flag(&app).await;
+        let sdk = app.token("sdk", Some("production")).await;
+        let event = |at_ms: i64, key: &str| {
+            json!({"kind": "metric", "metric": "error", "value": 0, "targetingKey": key,
+                   "timestamp": capstan_server::clock::rfc3339(at_ms)})
+        };
+        let now = app.clock.now_ms();
+        let old = event(now - 200 * 3_600_000, "old");
+        let recent = event(now - 3_600_000, "recent");
+        let (code, _) = app
+            .request(
+                Method::POST,
+                "/api/v1/events",
+                Some(&sdk),
+                Some(json!({ "events": [old, recent] })),
+            )
+            .await;
+        assert_eq!(code, StatusCode::ACCEPTED);
+        let stored = || async {
+            let project = capstan_model::ProjectKey::parse("default").unwrap();
+            let production = capstan_model::EnvironmentKey::parse("production").unwrap();
+            let events = app
+                .state()
+                .store
+                .list_events(&project, &production, 0, 100)
+                .await
+                .unwrap();
+            events
+                .into_iter()
+                .map(|(_, e)| e.targeting_key)
+                .collect::<Vec<_>>()
+        };
+        let mut driver = RolloutDriver::new(3_600_000);
+        driver.tick(app.state()).await.unwrap();
+        assert_eq!(
+            stored().await,
+            vec!["recent"],
+            "kept for 168 hours by default"
+        );
+
+        // An active rollout keeps its events however long it runs.
+        start(
+            &app,
+            json!({"flag": "checkout", "environment": "production", "to": "on"}),
+        )
+        .await;
+        let during = event(now + 60_000, "during");
+        app.request(
+            Method::POST,
+            "/api/v1/events",
+            Some(&sdk),
+            Some(json!({ "events": [during] })),
+        )
+        .await;
+        app.clock.advance(300 * 3_600_000);
+        driver.tick(app.state()).await.unwrap();
+        assert_eq!(stored().await, vec!["recent", "during"]);
+    });
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_retried_with_backoff() {
+    each_backend!(|app| {
+        enabled_flag(&app).await;
+        // A receiver that fails its first call.
+        let calls = Arc::new(Mutex::new(0));
+        let counted = calls.clone();
+        let receiver = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let counted = counted.clone();
+                async move {
+                    let mut calls = counted.lock().unwrap();
+                    *calls += 1;
+                    if *calls == 1 {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::OK
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, receiver).await });
+        let (_, webhook) = app
+            .admin(
+                Method::POST,
+                "/api/v1/projects/default/webhooks",
+                Some(json!({ "url": url, "events": ["rollout.started"] })),
+            )
+            .await;
+        start(
+            &app,
+            json!({"flag": "checkout", "environment": "production", "to": "on"}),
+        )
+        .await;
+        let deliverer = Deliverer::new(3_600_000);
+        assert_eq!(deliverer.tick(app.state()).await.unwrap(), 0);
+        let deliveries = format!(
+            "/api/v1/projects/default/webhooks/{}/deliveries",
+            webhook["id"].as_str().unwrap()
+        );
+        let (_, listed) = app.admin(Method::GET, &deliveries, None).await;
+        let delivery = &listed["deliveries"][0];
+        assert_eq!(
+            (delivery["status"].as_str(), delivery["attempts"].as_i64()),
+            (Some("pending"), Some(1)),
+            "{listed}"
+        );
+        assert_eq!(
+            delivery["lastError"],
+            "the receiver answered 503 Service Unavailable"
+        );
+        // Not before its backoff has passed.
+        assert_eq!(deliverer.tick(app.state()).await.unwrap(), 0);
+        assert_eq!(*calls.lock().unwrap(), 1);
+        app.clock.advance(1_000);
+        assert_eq!(deliverer.tick(app.state()).await.unwrap(), 1);
+        let (_, listed) = app.admin(Method::GET, &deliveries, None).await;
+        assert_eq!(listed["deliveries"][0]["status"], "delivered");
+    });
+}
