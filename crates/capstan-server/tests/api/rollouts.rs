@@ -654,9 +654,9 @@ async fn a_rollout_survives_a_restart_and_one_replica_drives_it() {
         let bad = |variant: &str, unit: usize, request: usize| {
             let n = unit * 4 + request;
             if variant == "on" {
-                n % 3 == 0
+                n.is_multiple_of(3)
             } else {
-                n % 100 == 0
+                n.is_multiple_of(100)
             }
         };
         traffic(&app, &sdk, 0..30, bad).await;
