@@ -785,13 +785,16 @@ async fn a_rollout_commits_with_its_flag_change_and_one_is_active_per_flag() {
             new_units: 2,
             metrics: json!({"error": [3, 1.0]}),
         };
-        store.save_rollout_buckets(&[bucket.clone()]).await.unwrap();
+        store
+            .save_rollout_buckets(std::slice::from_ref(&bucket))
+            .await
+            .unwrap();
         let replaced = RolloutBucketRecord {
             exposures: 5,
             ..bucket
         };
         store
-            .save_rollout_buckets(&[replaced.clone()])
+            .save_rollout_buckets(std::slice::from_ref(&replaced))
             .await
             .unwrap();
         assert_eq!(
