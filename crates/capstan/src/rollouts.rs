@@ -283,7 +283,7 @@ fn print_list(value: &Value) {
                     cell(rollout.get("treatment"))
                 ),
                 cell(rollout.get("status")),
-                format!("{}%", cell(rollout.get("percent"))),
+                percent(rollout.get("percent")),
                 cell(rollout.get("updatedAt")),
             ]
         })
@@ -300,6 +300,15 @@ fn print_list(value: &Value) {
         ],
         &rows,
     );
+}
+
+/// `5%`, `0.5%`: a share without a needless `.0`.
+fn percent(value: Option<&Value>) -> String {
+    match value.and_then(Value::as_f64) {
+        Some(share) if share.fract() == 0.0 => format!("{share:.0}%"),
+        Some(share) => format!("{share}%"),
+        None => "-".to_owned(),
+    }
 }
 
 fn number(value: Option<&Value>) -> String {
@@ -320,9 +329,9 @@ fn print_status(rollout: &Value) {
         cell(rollout.get("treatment"))
     );
     println!(
-        "status: {} at {}%",
+        "status: {} at {}",
         cell(rollout.get("status")),
-        cell(rollout.get("percent"))
+        percent(rollout.get("percent"))
     );
     println!("why: {}", cell(rollout.get("reason")));
     if let Some(units) = rollout.get("units").filter(|units| !units.is_null()) {
@@ -375,7 +384,7 @@ fn print_status(rollout: &Value) {
                 .filter(|units| !units.is_null())
                 .or_else(|| rollout.get("units"));
             vec![
-                format!("{}%", cell(step.get("percent"))),
+                percent(step.get("percent")),
                 cell(step.get("startedAt")),
                 cell(step.get("endedAt")),
                 format!(

@@ -195,6 +195,21 @@ async fn a_bad_treatment_reverts_and_a_good_one_reaches_everyone() {
             "{reverted}"
         );
 
+        let shown = ok(url, &["rollouts", "status", &bad]);
+        for expected in [
+            "status: reverted at 0%",
+            "why: Reverted because error mean",
+            "GUARDRAIL",
+            "error mean",
+            "worse",
+            "UNITS C/T",
+        ] {
+            assert!(
+                shown.contains(expected),
+                "{expected:?} missing from:\n{shown}"
+            );
+        }
+
         // A good treatment: it fails nothing, the control 2%.
         let started: Value = serde_json::from_str(&ok(
             url,
