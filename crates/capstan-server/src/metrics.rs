@@ -70,6 +70,13 @@ struct RouteMetrics {
 pub struct Metrics {
     flags: RwLock<HashMap<(ProjectKey, EnvironmentKey, FlagKey), Arc<FlagCounters>>>,
     routes: RwLock<HashMap<String, Arc<RouteMetrics>>>,
+    /// Whether this replica drives rollouts (1) or not (0), and how many it drives.
+    rollout_leader: AtomicU64,
+    rollouts_active: AtomicU64,
+    /// Rollout transitions made by this replica's driver, by kind.
+    rollout_transitions: RwLock<HashMap<String, Arc<AtomicU64>>>,
+    /// Webhook delivery attempts by outcome: delivered, retry, failed.
+    webhook_attempts: RwLock<HashMap<&'static str, Arc<AtomicU64>>>,
 }
 
 /// Reads a map entry, creating it under the write lock only when it is missing, so the
@@ -104,6 +111,22 @@ impl Metrics {
     ) -> Arc<FlagCounters> {
         let key = (project.clone(), environment.clone(), flag.clone());
         get_or_insert(&self.flags, &key, || key.clone())
+    }
+
+    /// What the rollout driver saw on its last tick.
+    pub fn record_rollout_tick(&self, leading: bool, active: usize) {
+        self.rollout_leader.store(leading as u64, Ordering::Relaxed);
+        self.rollouts_active.store(active as u64, Ordering::Relaxed);
+    }
+
+    pub fn record_rollout_transition(&self, kind: &str) {
+        get_or_insert(&self.rollout_transitions, kind, || kind.to_owned())
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `outcome`: `delivered`, `retry` or `failed`.
+    pub fn record_webhook_attempt(&self, outcome: &'static str) {
+        get_or_insert(&self.webhook_attempts, outcome, || outcome).fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts one served request. `route` is the router's pattern, not the raw path, so
@@ -225,6 +248,65 @@ impl Metrics {
             "capstan_store_errors_total {}",
             STORE_ERRORS.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP capstan_rollout_driver_leader Whether this replica drives guarded rollouts."
+        );
+        let _ = writeln!(out, "# TYPE capstan_rollout_driver_leader gauge");
+        let _ = writeln!(
+            out,
+            "capstan_rollout_driver_leader {}",
+            self.rollout_leader.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP capstan_rollouts_active Running and paused rollouts this replica drives."
+        );
+        let _ = writeln!(out, "# TYPE capstan_rollouts_active gauge");
+        let _ = writeln!(
+            out,
+            "capstan_rollouts_active {}",
+            self.rollouts_active.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP capstan_rollout_transitions_total Automatic rollout transitions, by kind."
+        );
+        let _ = writeln!(out, "# TYPE capstan_rollout_transitions_total counter");
+        let mut transitions: Vec<(String, u64)> = self
+            .rollout_transitions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(kind, count)| (kind.clone(), count.load(Ordering::Relaxed)))
+            .collect();
+        transitions.sort();
+        for (kind, count) in transitions {
+            let _ = writeln!(
+                out,
+                "capstan_rollout_transitions_total{{kind=\"{}\"}} {count}",
+                escape(&kind)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP capstan_webhook_attempts_total Webhook delivery attempts, by outcome."
+        );
+        let _ = writeln!(out, "# TYPE capstan_webhook_attempts_total counter");
+        let mut attempts: Vec<(&str, u64)> = self
+            .webhook_attempts
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(outcome, count)| (*outcome, count.load(Ordering::Relaxed)))
+            .collect();
+        attempts.sort();
+        for (outcome, count) in attempts {
+            let _ = writeln!(
+                out,
+                "capstan_webhook_attempts_total{{outcome=\"{outcome}\"}} {count}"
+            );
+        }
         out
     }
 }

@@ -315,6 +315,11 @@ impl Deliverer {
         let mut delivered = 0;
         for delivery in state.store.due_deliveries(now, 100).await? {
             let outcome = self.attempt(&delivery, now).await;
+            state.metrics.record_webhook_attempt(match outcome {
+                DeliveryOutcome::Delivered => "delivered",
+                DeliveryOutcome::Retry { .. } => "retry",
+                DeliveryOutcome::GaveUp { .. } => "failed",
+            });
             if outcome == DeliveryOutcome::Delivered {
                 delivered += 1;
             }

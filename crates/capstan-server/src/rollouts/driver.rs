@@ -75,6 +75,7 @@ impl RolloutDriver {
         if !report.leading {
             // Another replica drives; forget what we had, it will be stale when we lead.
             self.runtimes.clear();
+            state.metrics.record_rollout_tick(false, 0);
             return Ok(report);
         }
         let active = state
@@ -87,6 +88,7 @@ impl RolloutDriver {
         self.runtimes
             .retain(|id, _| active.iter().any(|record| record.id == *id));
         let oldest = active.iter().map(|record| record.created_at).min();
+        state.metrics.record_rollout_tick(true, active.len());
         for record in active {
             let id = record.id;
             let rollout = Rollout::parse(record)?;
@@ -269,6 +271,7 @@ async fn drive(
     let moved = change.is_some();
     if let Some(change) = change {
         let name = format!("{change:?}");
+        state.metrics.record_rollout_transition(change.kind());
         let context = TransitionContext {
             actor: &actor,
             reason: decision.reason.clone(),

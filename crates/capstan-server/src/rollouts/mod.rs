@@ -189,6 +189,18 @@ pub enum Transition {
 }
 
 impl Transition {
+    /// A short name, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Transition::Advance { .. } => "advance",
+            Transition::Promote => "promote",
+            Transition::Revert => "revert",
+            Transition::Pause => "pause",
+            Transition::Resume => "resume",
+            Transition::Notify { .. } => "notify",
+        }
+    }
+
     fn event(&self) -> &'static str {
         match self {
             Transition::Advance { .. } => "rollout.step",

@@ -280,6 +280,19 @@ async fn a_bad_treatment_is_reverted_with_evidence_audit_and_signed_webhooks() {
             vec![(id, "Revert".to_owned())],
             "{report:?}"
         );
+        let metrics = app
+            .raw(Method::GET, "/metrics", None, None, &[])
+            .await
+            .text()
+            .await
+            .unwrap();
+        for line in [
+            "capstan_rollout_driver_leader 1",
+            "capstan_rollouts_active 1",
+            "capstan_rollout_transitions_total{kind=\"revert\"} 1",
+        ] {
+            assert!(metrics.contains(line), "{line} missing from {metrics}");
+        }
 
         let body = status(&app, id).await;
         assert_eq!(body["status"], "reverted", "{body}");
@@ -873,5 +886,17 @@ async fn a_failed_delivery_is_retried_with_backoff() {
         assert_eq!(deliverer.tick(app.state()).await.unwrap(), 1);
         let (_, listed) = app.admin(Method::GET, &deliveries, None).await;
         assert_eq!(listed["deliveries"][0]["status"], "delivered");
+        let metrics = app
+            .raw(Method::GET, "/metrics", None, None, &[])
+            .await
+            .text()
+            .await
+            .unwrap();
+        for line in [
+            "capstan_webhook_attempts_total{outcome=\"delivered\"} 1",
+            "capstan_webhook_attempts_total{outcome=\"retry\"} 1",
+        ] {
+            assert!(metrics.contains(line), "{line} missing from {metrics}");
+        }
     });
 }
