@@ -88,6 +88,10 @@ key_type!(
     SegmentKey, "segment key", 128
 );
 key_type!(
+    /// A placement surface's key: a place content appears, such as `home_hero`.
+    SurfaceKey, "surface key", 128
+);
+key_type!(
     /// A token's name, shown in the audit trail as the actor.
     TokenName, "token name", 128
 );

@@ -6,7 +6,9 @@
 mod keys;
 mod role;
 
-pub use keys::{EnvironmentKey, FlagKey, InvalidKey, ProjectKey, SegmentKey, TokenName};
+pub use keys::{
+    EnvironmentKey, FlagKey, InvalidKey, ProjectKey, SegmentKey, SurfaceKey, TokenName,
+};
 pub use role::{Role, UnknownRole};
 
 use serde_json::Value;

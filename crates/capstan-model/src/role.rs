@@ -10,10 +10,12 @@ pub enum Role {
     Viewer,
     Sdk,
     Client,
+    /// Ranks content and sends rewards for one project's placement surfaces.
+    Placement,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {0:?}; expected one of admin, editor, viewer, sdk, client")]
+#[error("unknown role {0:?}; expected one of admin, editor, viewer, sdk, client, placement")]
 pub struct UnknownRole(pub String);
 
 impl Role {
@@ -24,6 +26,7 @@ impl Role {
             "viewer" => Ok(Role::Viewer),
             "sdk" => Ok(Role::Sdk),
             "client" => Ok(Role::Client),
+            "placement" => Ok(Role::Placement),
             other => Err(UnknownRole(other.to_owned())),
         }
     }
@@ -35,6 +38,7 @@ impl Role {
             Role::Viewer => "viewer",
             Role::Sdk => "sdk",
             Role::Client => "client",
+            Role::Placement => "placement",
         }
     }
 
@@ -43,13 +47,18 @@ impl Role {
         matches!(self, Role::Sdk | Role::Client)
     }
 
+    /// Whether this role's tokens are bound to one project (and may not manage it).
+    pub fn is_project_scoped(self) -> bool {
+        matches!(self, Role::Sdk | Role::Client | Role::Placement)
+    }
+
     /// Whether a token of this role may use a management route that needs `required`.
     pub fn can_manage(self, required: Role) -> bool {
         let rank = |role: Role| match role {
             Role::Admin => 3,
             Role::Editor => 2,
             Role::Viewer => 1,
-            Role::Sdk | Role::Client => 0,
+            Role::Sdk | Role::Client | Role::Placement => 0,
         };
         rank(self) > 0 && rank(self) >= rank(required)
     }
@@ -72,6 +81,7 @@ mod tests {
         assert!(!Role::Viewer.can_manage(Role::Editor));
         assert!(!Role::Sdk.can_manage(Role::Viewer));
         assert!(!Role::Client.can_manage(Role::Viewer));
+        assert!(!Role::Placement.can_manage(Role::Viewer));
     }
 
     #[test]
@@ -82,6 +92,7 @@ mod tests {
             Role::Viewer,
             Role::Sdk,
             Role::Client,
+            Role::Placement,
         ] {
             assert_eq!(Role::parse(role.as_str()).unwrap(), role);
         }

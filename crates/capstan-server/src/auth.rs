@@ -151,8 +151,11 @@ fn secret_from_headers(headers: &HeaderMap) -> Option<&str> {
         let value = value.trim();
         return Some(value.strip_prefix("Bearer ").unwrap_or(value).trim());
     }
-    headers
-        .get("x-api-key")
+    // OFREP clients send `X-API-Key`; Azure Personalizer's clients send
+    // `Ocp-Apim-Subscription-Key`, so they move to Capstan by changing endpoint and key.
+    ["x-api-key", "ocp-apim-subscription-key"]
+        .iter()
+        .find_map(|name| headers.get(*name))
         .and_then(|value| value.to_str().ok())
         .map(str::trim)
 }
@@ -223,6 +226,9 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("x-api-key", "cps_y".parse().unwrap());
         assert_eq!(secret_from_headers(&headers), Some("cps_y"));
+        let mut headers = HeaderMap::new();
+        headers.insert("ocp-apim-subscription-key", "cps_z".parse().unwrap());
+        assert_eq!(secret_from_headers(&headers), Some("cps_z"));
         assert_eq!(secret_from_headers(&HeaderMap::new()), None);
     }
 }

@@ -22,7 +22,7 @@ pub use records::*;
 pub use sql::{OpenOptions, SqlStore};
 
 use async_trait::async_trait;
-use capstan_model::{EnvironmentKey, FlagKey, ProjectKey};
+use capstan_model::{EnvironmentKey, FlagKey, ProjectKey, SurfaceKey};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -173,6 +173,83 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records an attempt's outcome, if the delivery is still pending.
     async fn settle_delivery(&self, id: i64, outcome: DeliveryOutcome, at: i64) -> Result<()>;
+
+    /// Creates or replaces a surface (its description and settings).
+    async fn upsert_surface(&self, surface: SurfaceRecord, audit: AuditEntry) -> Result<()>;
+
+    async fn list_surfaces(&self, project: &ProjectKey) -> Result<Vec<SurfaceRecord>>;
+
+    async fn surface(&self, project: &ProjectKey, key: &SurfaceKey) -> Result<SurfaceRecord>;
+
+    /// Creates or replaces items of a surface, all or none.
+    async fn upsert_items(
+        &self,
+        project: &ProjectKey,
+        surface: &SurfaceKey,
+        items: &[ItemRecord],
+        audit: AuditEntry,
+    ) -> Result<()>;
+
+    async fn list_items(
+        &self,
+        project: &ProjectKey,
+        surface: &SurfaceKey,
+    ) -> Result<Vec<ItemRecord>>;
+
+    /// Logs a decision; an event id already used is `AlreadyExists`.
+    async fn insert_decision(&self, decision: &DecisionRecord) -> Result<()>;
+
+    async fn decision(&self, event_id: &str) -> Result<DecisionRecord>;
+
+    /// Adds a reward to a decision not yet learned from.
+    async fn record_reward(
+        &self,
+        event_id: &str,
+        value: f64,
+        combine: RewardCombine,
+    ) -> Result<RewardOutcome>;
+
+    /// Marks a decision whose activation was deferred as seen by the user.
+    async fn activate_decision(&self, event_id: &str, at: i64) -> Result<()>;
+
+    /// Activated decisions of a surface ready to learn from, oldest first: rewarded ones
+    /// at once when only the first reward counts, and every one activated at or before
+    /// `window_closed_before` (its reward window has closed).
+    async fn decisions_to_learn(
+        &self,
+        project: &ProjectKey,
+        surface: &SurfaceKey,
+        combine: RewardCombine,
+        window_closed_before: i64,
+        limit: i64,
+    ) -> Result<Vec<DecisionRecord>>;
+
+    async fn mark_learned(&self, event_ids: &[String], at: i64) -> Result<()>;
+
+    /// Stores a surface's model, returning its new version.
+    async fn save_model(
+        &self,
+        project: &ProjectKey,
+        surface: &SurfaceKey,
+        model: &[u8],
+        at: i64,
+    ) -> Result<i64>;
+
+    /// The surface's latest model and its version.
+    async fn load_model(
+        &self,
+        project: &ProjectKey,
+        surface: &SurfaceKey,
+    ) -> Result<Option<(Vec<u8>, i64)>>;
+
+    /// Logged decisions of a surface created after `after` (Unix ms), oldest first.
+    async fn list_decisions(
+        &self,
+        project: &ProjectKey,
+        surface: &SurfaceKey,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<DecisionRecord>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

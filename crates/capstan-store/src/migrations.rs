@@ -323,4 +323,100 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_
 CREATE INDEX events_by_time ON events (at);
 "],
     },
+    Migration {
+        version: 5,
+        description: "placement surfaces, items, decisions and models",
+        sqlite: &["
+CREATE TABLE surfaces (
+    project TEXT NOT NULL REFERENCES projects (key),
+    key TEXT NOT NULL,
+    description TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (project, key)
+);
+CREATE TABLE surface_items (
+    project TEXT NOT NULL,
+    surface TEXT NOT NULL,
+    id TEXT NOT NULL,
+    features TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (project, surface, id),
+    FOREIGN KEY (project, surface) REFERENCES surfaces (project, key)
+);
+CREATE TABLE decisions (
+    event_id TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    surface TEXT NOT NULL,
+    context TEXT NOT NULL,
+    candidates TEXT NOT NULL,
+    shown BIGINT NOT NULL,
+    probabilities TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    activated_at BIGINT,
+    reward DOUBLE PRECISION,
+    reward_count BIGINT NOT NULL,
+    learned_at BIGINT
+);
+CREATE INDEX decisions_to_learn ON decisions (project, surface, learned_at, created_at);
+CREATE TABLE surface_models (
+    project TEXT NOT NULL,
+    surface TEXT NOT NULL,
+    model BLOB NOT NULL,
+    version BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (project, surface)
+);
+"],
+        postgres: &["
+CREATE TABLE surfaces (
+    project TEXT NOT NULL REFERENCES projects (key),
+    key TEXT NOT NULL,
+    description TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (project, key)
+);
+CREATE TABLE surface_items (
+    project TEXT NOT NULL,
+    surface TEXT NOT NULL,
+    id TEXT NOT NULL,
+    features TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (project, surface, id),
+    FOREIGN KEY (project, surface) REFERENCES surfaces (project, key)
+);
+CREATE TABLE decisions (
+    event_id TEXT PRIMARY KEY,
+    project TEXT NOT NULL,
+    surface TEXT NOT NULL,
+    context TEXT NOT NULL,
+    candidates TEXT NOT NULL,
+    shown BIGINT NOT NULL,
+    probabilities TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    activated_at BIGINT,
+    reward DOUBLE PRECISION,
+    reward_count BIGINT NOT NULL,
+    learned_at BIGINT
+);
+CREATE INDEX decisions_to_learn ON decisions (project, surface, learned_at, created_at);
+CREATE TABLE surface_models (
+    project TEXT NOT NULL,
+    surface TEXT NOT NULL,
+    model BYTEA NOT NULL,
+    version BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (project, surface)
+);
+"],
+    },
 ];

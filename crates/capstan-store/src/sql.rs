@@ -5,7 +5,9 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey, Role, SegmentKey, TokenName};
+use capstan_model::{
+    EnvironmentKey, FlagKey, FlagType, ProjectKey, Role, SegmentKey, SurfaceKey, TokenName,
+};
 use serde_json::Value;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, Executor, Pool, Row, Transaction};
@@ -1595,6 +1597,297 @@ impl Store for SqlStore {
         .await?;
         Ok(())
     }
+    async fn upsert_surface(&self, surface: SurfaceRecord, audit: AuditEntry) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO surfaces (project, key, description, settings, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (project, key) DO UPDATE \
+             SET description = excluded.description, settings = excluded.settings, updated_at = excluded.updated_at",
+        )
+        .bind(surface.project.as_str())
+        .bind(surface.key.as_str())
+        .bind(&surface.description)
+        .bind(surface.settings.to_string())
+        .bind(surface.created_at)
+        .bind(surface.updated_at)
+        .execute(&mut *tx)
+        .await?;
+        Self::insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_surfaces(&self, project: &ProjectKey) -> Result<Vec<SurfaceRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SURFACE_COLUMNS} FROM surfaces WHERE project = $1 ORDER BY key"
+        ))
+        .bind(project.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(surface_from_row).collect()
+    }
+
+    async fn surface(&self, project: &ProjectKey, key: &SurfaceKey) -> Result<SurfaceRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {SURFACE_COLUMNS} FROM surfaces WHERE project = $1 AND key = $2"
+        ))
+        .bind(project.as_str())
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| not_found("surface", key))?;
+        surface_from_row(&row)
+    }
+
+    async fn upsert_items(
+        &self,
+        project: &ProjectKey,
+        surface: &SurfaceKey,
+        items: &[ItemRecord],
+        audit: AuditEntry,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let exists = sqlx::query("SELECT 1 AS one FROM surfaces WHERE project = $1 AND key = $2")
+            .bind(project.as_str())
+            .bind(surface.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(not_found("surface", surface));
+        }
+        for item in items {
+            sqlx::query(
+                "INSERT INTO surface_items (project, surface, id, features, status, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project, surface, id) DO UPDATE \
+                 SET features = excluded.features, status = excluded.status, updated_at = excluded.updated_at",
+            )
+            .bind(project.as_str())
+            .bind(surface.as_str())
+            .bind(&item.id)
+            .bind(item.features.to_string())
+            .bind(&item.status)
+            .bind(item.created_at)
+            .bind(item.updated_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Self::insert_audit(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_items(
+        &self,
+        project: &ProjectKey,
+        surface: &SurfaceKey,
+    ) -> Result<Vec<ItemRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, features, status, created_at, updated_at FROM surface_items \
+             WHERE project = $1 AND surface = $2 ORDER BY id",
+        )
+        .bind(project.as_str())
+        .bind(surface.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ItemRecord {
+                    id: row.try_get("id")?,
+                    features: json_column(row, "features")?,
+                    status: row.try_get("status")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_decision(&self, decision: &DecisionRecord) -> Result<()> {
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO decisions ({DECISION_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(&decision.event_id)
+        .bind(decision.project.as_str())
+        .bind(decision.surface.as_str())
+        .bind(decision.context.to_string())
+        .bind(decision.candidates.to_string())
+        .bind(decision.shown)
+        .bind(decision.probabilities.to_string())
+        .bind(&decision.policy)
+        .bind(decision.created_at)
+        .bind(decision.activated_at)
+        .bind(decision.reward)
+        .bind(decision.reward_count)
+        .bind(decision.learned_at)
+        // NULLs of varying types: see insert_events.
+        .persistent(false)
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists {
+                kind: "event",
+                key: decision.event_id.clone(),
+            }),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn decision(&self, event_id: &str) -> Result<DecisionRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions WHERE event_id = $1"
+        ))
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| not_found("event", event_id))?;
+        decision_from_row(&row)
+    }
+
+    async fn record_reward(
+        &self,
+        event_id: &str,
+        value: f64,
+        combine: RewardCombine,
+    ) -> Result<RewardOutcome> {
+        let sql = match combine {
+            RewardCombine::First => {
+                "UPDATE decisions SET reward = $2, reward_count = reward_count + 1 \
+                 WHERE event_id = $1 AND learned_at IS NULL AND reward_count = 0"
+            }
+            RewardCombine::Sum => {
+                "UPDATE decisions SET reward = COALESCE(reward, 0) + $2, reward_count = reward_count + 1 \
+                 WHERE event_id = $1 AND learned_at IS NULL"
+            }
+        };
+        let updated = sqlx::query(sql)
+            .bind(event_id)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        if updated.rows_affected() == 1 {
+            return Ok(RewardOutcome::Recorded);
+        }
+        let decision = self.decision(event_id).await?;
+        if combine == RewardCombine::First && decision.reward_count > 0 {
+            Ok(RewardOutcome::Duplicate)
+        } else {
+            Ok(RewardOutcome::Late)
+        }
+    }
+
+    async fn activate_decision(&self, event_id: &str, at: i64) -> Result<()> {
+        let updated = sqlx::query(
+            "UPDATE decisions SET activated_at = $2 WHERE event_id = $1 AND activated_at IS NULL",
+        )
+        .bind(event_id)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 0 {
+            // Unknown is an error; already active is fine (activation is idempotent).
+            self.decision(event_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn decisions_to_learn(
+        &self,
+        project: &ProjectKey,
+        surface: &SurfaceKey,
+        combine: RewardCombine,
+        window_closed_before: i64,
+        limit: i64,
+    ) -> Result<Vec<DecisionRecord>> {
+        let rewarded_now = match combine {
+            RewardCombine::First => "OR reward_count > 0",
+            RewardCombine::Sum => "",
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions WHERE project = $1 AND surface = $2 \
+             AND learned_at IS NULL AND activated_at IS NOT NULL \
+             AND (activated_at <= $3 {rewarded_now}) ORDER BY created_at, event_id LIMIT $4"
+        ))
+        .bind(project.as_str())
+        .bind(surface.as_str())
+        .bind(window_closed_before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decision_from_row).collect()
+    }
+
+    async fn mark_learned(&self, event_ids: &[String], at: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for event_id in event_ids {
+            sqlx::query("UPDATE decisions SET learned_at = $2 WHERE event_id = $1")
+                .bind(event_id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn save_model(
+        &self,
+        project: &ProjectKey,
+        surface: &SurfaceKey,
+        model: &[u8],
+        at: i64,
+    ) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO surface_models (project, surface, model, version, updated_at) \
+             VALUES ($1, $2, $3, 1, $4) ON CONFLICT (project, surface) DO UPDATE \
+             SET model = excluded.model, version = surface_models.version + 1, updated_at = excluded.updated_at \
+             RETURNING version",
+        )
+        .bind(project.as_str())
+        .bind(surface.as_str())
+        .bind(model.to_vec())
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("version")?)
+    }
+
+    async fn load_model(
+        &self,
+        project: &ProjectKey,
+        surface: &SurfaceKey,
+    ) -> Result<Option<(Vec<u8>, i64)>> {
+        let row = sqlx::query(
+            "SELECT model, version FROM surface_models WHERE project = $1 AND surface = $2",
+        )
+        .bind(project.as_str())
+        .bind(surface.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| Ok((row.try_get("model")?, row.try_get("version")?)))
+            .transpose()
+    }
+
+    async fn list_decisions(
+        &self,
+        project: &ProjectKey,
+        surface: &SurfaceKey,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<DecisionRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DECISION_COLUMNS} FROM decisions WHERE project = $1 AND surface = $2 \
+             AND created_at > $3 ORDER BY created_at, event_id LIMIT $4"
+        ))
+        .bind(project.as_str())
+        .bind(surface.as_str())
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decision_from_row).collect()
+    }
 }
 
 fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord> {
@@ -1608,5 +1901,39 @@ fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord> {
         status: row.try_get("status")?,
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("delivery_created_at")?,
+    })
+}
+
+const SURFACE_COLUMNS: &str = "project, key, description, settings, created_at, updated_at";
+
+fn surface_from_row(row: &AnyRow) -> Result<SurfaceRecord> {
+    Ok(SurfaceRecord {
+        project: key_column(row, "project", ProjectKey::parse)?,
+        key: key_column(row, "key", SurfaceKey::parse)?,
+        description: row.try_get("description")?,
+        settings: json_column(row, "settings")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+const DECISION_COLUMNS: &str = "event_id, project, surface, context, candidates, shown, probabilities, \
+    policy, created_at, activated_at, reward, reward_count, learned_at";
+
+fn decision_from_row(row: &AnyRow) -> Result<DecisionRecord> {
+    Ok(DecisionRecord {
+        event_id: row.try_get("event_id")?,
+        project: key_column(row, "project", ProjectKey::parse)?,
+        surface: key_column(row, "surface", SurfaceKey::parse)?,
+        context: json_column(row, "context")?,
+        candidates: json_column(row, "candidates")?,
+        shown: row.try_get("shown")?,
+        probabilities: json_column(row, "probabilities")?,
+        policy: row.try_get("policy")?,
+        created_at: row.try_get("created_at")?,
+        activated_at: row.try_get("activated_at")?,
+        reward: row.try_get("reward")?,
+        reward_count: row.try_get("reward_count")?,
+        learned_at: row.try_get("learned_at")?,
     })
 }

@@ -99,7 +99,7 @@ async fn create_token(
     let now = state.clock.now_ms();
     let name = key("name", &body.name, TokenName::parse)?;
     let role = Role::parse(&body.role).map_err(|error| ApiError::field("role", error))?;
-    let project = match (&body.project, role.is_environment_scoped()) {
+    let project = match (&body.project, role.is_project_scoped()) {
         (Some(text), _) => Some(key("project", text, ProjectKey::parse)?),
         (None, true) => {
             Some(ProjectKey::parse("default").map_err(|e| ApiError::Internal(e.into()))?)
