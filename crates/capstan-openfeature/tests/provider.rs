@@ -42,6 +42,7 @@ impl TestServer {
             scheduler_interval_ms: 0,
             rollout_interval_ms: 0,
             event_retention_hours: 168,
+            placement_interval_ms: 0,
         };
         let server = capstan_server::start(&config, Arc::new(SystemClock))
             .await

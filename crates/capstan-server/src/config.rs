@@ -48,6 +48,11 @@ pub struct ServeConfig {
     /// active rollout's events are kept until it finishes.
     #[arg(long, env = "CAPSTAN_EVENT_RETENTION_HOURS", default_value_t = 168)]
     pub event_retention_hours: i64,
+
+    /// How often placement rewards are learned from, in milliseconds (0 turns learning
+    /// off on this replica). A reward changes the next decisions within about this long.
+    #[arg(long, env = "CAPSTAN_PLACEMENT_INTERVAL_MS", default_value_t = 250)]
+    pub placement_interval_ms: u64,
 }
 
 fn parse_secret(text: &str) -> Result<SecretString, String> {

@@ -45,6 +45,10 @@ pub enum ApiError {
         current_version: i64,
     },
 
+    /// The request conflicts with the resource's state; `code` says how.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+
     #[error("too many requests; retry after {retry_after_seconds} s")]
     RateLimited { retry_after_seconds: u64 },
 
@@ -86,6 +90,7 @@ impl ApiError {
             ApiError::AlreadyExists { .. } => {
                 (StatusCode::CONFLICT, "already_exists", "invalid_request")
             }
+            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code, "invalid_request"),
             ApiError::VersionConflict { .. } => {
                 (StatusCode::CONFLICT, "version_conflict", "invalid_request")
             }

@@ -16,6 +16,7 @@ pub mod health;
 pub mod metrics;
 pub mod mutations;
 pub mod ofrep;
+pub mod placements;
 pub mod rate_limit;
 pub mod rollouts;
 pub mod scheduler;
@@ -90,6 +91,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(sdk::router())
         .merge(events::router())
         .merge(rollouts::api::router())
+        .merge(placements::api::router())
+        .merge(placements::personalizer::router())
         .merge(webhooks::router())
         .split_for_parts()
 }
@@ -329,6 +332,17 @@ pub async fn start(config: &ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         tokio::spawn(webhooks::run(
             state.clone(),
             interval,
+            lease_ttl_ms,
+            state.shutdown.subscribe(),
+        ));
+    }
+    if config.placement_interval_ms > 0 {
+        let lease_ttl_ms = (config.placement_interval_ms as i64)
+            .saturating_mul(20)
+            .max(5_000);
+        tokio::spawn(placements::driver::run(
+            state.clone(),
+            Duration::from_millis(config.placement_interval_ms),
             lease_ttl_ms,
             state.shutdown.subscribe(),
         ));

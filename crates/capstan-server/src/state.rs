@@ -24,6 +24,8 @@ pub struct AppState {
     pub write_lock: Arc<tokio::sync::Mutex<()>>,
     /// Turns true when the server starts shutting down; long-lived streams end on it.
     pub shutdown: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Placement learners this replica holds.
+    pub placements: Arc<crate::placements::Placements>,
 }
 
 /// The parts of the configuration handlers read.
@@ -55,6 +57,7 @@ impl AppState {
             settings: Arc::new(settings),
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
             shutdown: Arc::new(tokio::sync::watch::Sender::new(false)),
+            placements: Arc::default(),
         }
     }
 }

@@ -235,6 +235,13 @@ pub trait Store: Send + Sync + 'static {
         at: i64,
     ) -> Result<i64>;
 
+    /// The version of the surface's latest model, without the model.
+    async fn model_version(
+        &self,
+        project: &ProjectKey,
+        surface: &SurfaceKey,
+    ) -> Result<Option<i64>>;
+
     /// The surface's latest model and its version.
     async fn load_model(
         &self,

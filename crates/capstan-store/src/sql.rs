@@ -1853,6 +1853,20 @@ impl Store for SqlStore {
         Ok(row.try_get("version")?)
     }
 
+    async fn model_version(
+        &self,
+        project: &ProjectKey,
+        surface: &SurfaceKey,
+    ) -> Result<Option<i64>> {
+        let row =
+            sqlx::query("SELECT version FROM surface_models WHERE project = $1 AND surface = $2")
+                .bind(project.as_str())
+                .bind(surface.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|row| Ok(row.try_get("version")?)).transpose()
+    }
+
     async fn load_model(
         &self,
         project: &ProjectKey,

@@ -76,3 +76,25 @@ pub struct Webhook {
     /// Webhook id.
     id: String,
 }
+
+/// A placement surface of a project.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct Surface {
+    /// Project key, such as `default`.
+    project: String,
+    /// Surface key, such as `home_hero`.
+    surface: String,
+}
+
+/// An item of a placement surface.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SurfaceItem {
+    /// Project key, such as `default`.
+    project: String,
+    /// Surface key, such as `home_hero`.
+    surface: String,
+    /// Item id.
+    id: String,
+}

@@ -13,6 +13,7 @@ fn routes(
     webhook: &str,
 ) -> Vec<(Method, String, Option<Value>, &'static str)> {
     let rollouts = "/api/v1/projects/default/rollouts";
+    let surfaces = "/api/v1/projects/default/surfaces";
     let webhooks = "/api/v1/projects/default/webhooks";
     let env = "/api/v1/projects/default/environments/production";
     let flag = format!("{env}/flags/auth-x");
@@ -202,6 +203,50 @@ fn routes(
             None,
             "admin",
         ),
+        (Method::GET, surfaces.into(), None, "viewer"),
+        (
+            Method::PUT,
+            format!("{surfaces}/auth-s"),
+            Some(json!({ "description": "d" })),
+            "editor",
+        ),
+        (Method::GET, format!("{surfaces}/auth-s"), None, "viewer"),
+        (
+            Method::GET,
+            format!("{surfaces}/auth-s/items"),
+            None,
+            "viewer",
+        ),
+        (
+            Method::POST,
+            format!("{surfaces}/auth-s/items"),
+            Some(json!({ "items": [] })),
+            "editor",
+        ),
+        (
+            Method::PUT,
+            format!("{surfaces}/auth-s/items/a"),
+            Some(json!({ "features": {} })),
+            "editor",
+        ),
+        (
+            Method::POST,
+            "/api/v1/placements/auth-s/rank".into(),
+            Some(json!({ "context": {} })),
+            "placement",
+        ),
+        (
+            Method::POST,
+            "/api/v1/placements/events/auth-event/reward".into(),
+            Some(json!({ "value": 1 })),
+            "placement",
+        ),
+        (
+            Method::POST,
+            "/api/v1/placements/events/auth-event/activate".into(),
+            None,
+            "placement",
+        ),
         (
             Method::DELETE,
             "/api/v1/projects/default/flags/auth-x".into(),
@@ -246,8 +291,31 @@ async fn every_management_route_checks_the_role() {
                 Some(json!({ "url": "http://127.0.0.1:9/first" })),
             )
             .await;
+        app.admin(
+            Method::PUT,
+            "/api/v1/projects/default/surfaces/auth-s",
+            Some(json!({})),
+        )
+        .await;
+        app.admin(
+            Method::PUT,
+            "/api/v1/projects/default/surfaces/auth-s/items/a",
+            Some(json!({ "features": {} })),
+        )
+        .await;
+        let placement = app.token("placement", None).await;
+        let (_, ranked) = app
+            .request(
+                Method::POST,
+                "/api/v1/placements/auth-s/rank",
+                Some(&placement),
+                Some(json!({ "context": {}, "eventId": "auth-event" })),
+            )
+            .await;
+        assert_eq!(ranked["eventId"], "auth-event", "{ranked}");
         let tokens = [
             ("admin", ADMIN_TOKEN.to_owned()),
+            ("placement", placement),
             ("editor", app.token("editor", None).await),
             ("viewer", app.token("viewer", None).await),
             ("sdk", app.token("sdk", Some("production")).await),

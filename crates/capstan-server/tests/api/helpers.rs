@@ -46,6 +46,7 @@ pub(crate) fn config(database: &str, options: &Options) -> ServeConfig {
         scheduler_interval_ms: 0,
         rollout_interval_ms: 0,
         event_retention_hours: 168,
+        placement_interval_ms: 0,
     }
 }
 

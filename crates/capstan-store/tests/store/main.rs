@@ -1204,6 +1204,13 @@ async fn surfaces_items_decisions_rewards_and_models() {
                 .unwrap(),
             None
         );
+        assert_eq!(
+            store
+                .model_version(&project(), &surface_key("home_hero"))
+                .await
+                .unwrap(),
+            None
+        );
         let bytes: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
         assert_eq!(
             store
@@ -1225,6 +1232,13 @@ async fn surfaces_items_decisions_rewards_and_models() {
                 .await
                 .unwrap(),
             Some((bytes[..10].to_vec(), 2))
+        );
+        assert_eq!(
+            store
+                .model_version(&project(), &surface_key("home_hero"))
+                .await
+                .unwrap(),
+            Some(2)
         );
     }
     each_backend!(check);

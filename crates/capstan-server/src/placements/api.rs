@@ -1,0 +1,682 @@
+//! Placement routes: surfaces and items (management), and rank, reward and activate
+//! (placement tokens).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use capstan_model::{ProjectKey, Role, SurfaceKey};
+use capstan_store::{AuditEntry, ItemRecord, SurfaceRecord};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{RankInput, SurfaceSettings, new_event_id, policy_name};
+use crate::api::body::{JsonBody, key};
+use crate::api::flags::project_key;
+use crate::api::paths;
+use crate::auth::Principal;
+use crate::clock::rfc3339;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_surfaces))
+        .routes(routes!(get_surface, put_surface))
+        .routes(routes!(list_items, put_items))
+        .routes(routes!(put_item))
+        .routes(routes!(rank))
+        .routes(routes!(reward))
+        .routes(routes!(activate))
+}
+
+pub fn surface_key(text: &str) -> Result<SurfaceKey, ApiError> {
+    key("surface", text, SurfaceKey::parse)
+}
+
+/// The project a placement token works in.
+pub fn placement_scope(principal: &Principal) -> Result<ProjectKey, ApiError> {
+    match (&principal.project, principal.role) {
+        (Some(project), Role::Placement) => Ok(project.clone()),
+        _ => Err(ApiError::Forbidden {
+            role: principal.role.as_str(),
+            action: "rank or reward (use a placement key)",
+        }),
+    }
+}
+
+fn audit(
+    principal: &Principal,
+    project: &ProjectKey,
+    action: &str,
+    key: &str,
+    after: Value,
+    at: i64,
+) -> AuditEntry {
+    AuditEntry {
+        at,
+        actor: principal.name.clone(),
+        action: action.to_owned(),
+        project: Some(project.clone()),
+        environment: None,
+        resource_kind: "surface".to_owned(),
+        resource_key: key.to_owned(),
+        before: None,
+        after: Some(after),
+    }
+}
+
+fn surface_json(surface: &SurfaceRecord) -> Value {
+    json!({
+        "key": surface.key.as_str(),
+        "description": surface.description,
+        "settings": surface.settings,
+        "createdAt": rfc3339(surface.created_at),
+        "updatedAt": rfc3339(surface.updated_at),
+    })
+}
+
+fn item_json(item: &ItemRecord) -> Value {
+    json!({
+        "id": item.id,
+        "features": item.features,
+        "status": item.status,
+        "createdAt": rfc3339(item.created_at),
+        "updatedAt": rfc3339(item.updated_at),
+    })
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/surfaces",
+    tag = "placements",
+    summary = "Placement surfaces",
+    params(paths::Project),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    security(("bearer" = []))
+)]
+async fn list_surfaces(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(project): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer, "read surfaces")?;
+    let project = project_key(&principal, &project)?;
+    let surfaces: Vec<Value> = state
+        .store
+        .list_surfaces(&project)
+        .await?
+        .iter()
+        .map(surface_json)
+        .collect();
+    Ok(Json(json!({ "surfaces": surfaces })))
+}
+
+/// A surface's description and settings; settings given are merged into the current
+/// ones (or the defaults).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PutSurface {
+    description: Option<String>,
+    settings: Option<Value>,
+}
+
+fn merge(base: &mut Value, overlay: &Value) {
+    match (base, overlay) {
+        (Value::Object(base), Value::Object(overlay)) => {
+            for (key, value) in overlay {
+                merge(base.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+        (base, overlay) => *base = overlay.clone(),
+    }
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/projects/{project}/surfaces/{surface}",
+    tag = "placements",
+    summary = "Create a surface or change its description and settings",
+    params(paths::Surface),
+    request_body = PutSurface,
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    security(("bearer" = []))
+)]
+async fn put_surface(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((project, surface)): Path<(String, String)>,
+    JsonBody(body): JsonBody<PutSurface>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Editor, "manage surfaces")?;
+    let project = project_key(&principal, &project)?;
+    let surface = surface_key(&surface)?;
+    let now = state.clock.now_ms();
+    let current = match state.store.surface(&project, &surface).await {
+        Ok(current) => Some(current),
+        Err(capstan_store::StoreError::NotFound { .. }) => None,
+        Err(error) => return Err(error.into()),
+    };
+    let mut settings = match &current {
+        Some(current) => current.settings.clone(),
+        None => serde_json::to_value(SurfaceSettings::default()).unwrap_or(Value::Null),
+    };
+    if let Some(overlay) = &body.settings {
+        if !overlay.is_object() {
+            return Err(ApiError::field("settings", "expected an object"));
+        }
+        merge(&mut settings, overlay);
+    }
+    let parsed: SurfaceSettings = crate::api::body::parse_json(settings.to_string().as_bytes())
+        .map_err(|error| match error {
+            ApiError::InvalidField { field, message } => ApiError::InvalidField {
+                field: format!("settings.{field}"),
+                message,
+            },
+            other => other,
+        })?;
+    parsed.validate()?;
+    if let Some(current) = &current {
+        let before = SurfaceSettings::parse(&current.settings)?;
+        if before.learner.hash_bits != parsed.learner.hash_bits
+            && state
+                .store
+                .model_version(&project, &surface)
+                .await?
+                .is_some()
+        {
+            return Err(ApiError::Conflict {
+                code: "model_exists",
+                message: format!(
+                    "surface {surface} has a trained model, whose weights are addressed by hashBits; it cannot change"
+                ),
+            });
+        }
+    }
+    let record = SurfaceRecord {
+        project: project.clone(),
+        key: surface.clone(),
+        description: body
+            .description
+            .or_else(|| current.as_ref().map(|c| c.description.clone()))
+            .unwrap_or_default(),
+        settings: serde_json::to_value(&parsed).unwrap_or(Value::Null),
+        created_at: current.as_ref().map_or(now, |c| c.created_at),
+        updated_at: now,
+    };
+    state
+        .store
+        .upsert_surface(
+            record.clone(),
+            audit(
+                &principal,
+                &project,
+                "surface.put",
+                surface.as_str(),
+                surface_json(&record),
+                now,
+            ),
+        )
+        .await?;
+    state.placements.forget(&project, &surface);
+    Ok(Json(surface_json(&record)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/surfaces/{surface}",
+    tag = "placements",
+    summary = "A surface with its settings, the lift of personalisation and each item's impressions and testing state",
+    params(paths::Surface),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    security(("bearer" = []))
+)]
+async fn get_surface(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((project, surface)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer, "read surfaces")?;
+    let project = project_key(&principal, &project)?;
+    let surface = surface_key(&surface)?;
+    let record = state.store.surface(&project, &surface).await?;
+    let learner = state.placements.get(&state, &project, &surface).await?;
+    let (lift, items) = {
+        let model = learner.learner.read().unwrap_or_else(|p| p.into_inner());
+        (model.lift(), model.item_stats())
+    };
+    let mut body = surface_json(&record);
+    body["modelVersion"] = json!(
+        learner
+            .model_version
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let arm = |summary: &capstan_bandit::ArmSummary| json!({ "decisions": summary.samples, "meanReward": summary.mean });
+    body["lift"] = json!({
+        "personalized": arm(&lift.personalized),
+        "holdout": arm(&lift.holdout),
+        "testing": arm(&lift.testing),
+        // Personalised minus holdout mean reward, with a 95% interval (Welch).
+        "difference": lift.difference.map(|d| json!({ "estimate": d.estimate, "low": d.low, "high": d.high })),
+    });
+    body["items"] = Value::Array(
+        items
+            .iter()
+            .map(|item| {
+                json!({
+                    "id": item.id,
+                    "impressions": item.impressions,
+                    "rewardSum": item.reward_sum,
+                    "underTest": item.under_test,
+                })
+            })
+            .collect(),
+    );
+    Ok(Json(body))
+}
+
+/// An item of a surface.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PutItem {
+    /// Features as Personalizer takes them: an object (keys with object values are
+    /// namespaces) or an array of such objects.
+    features: Value,
+    /// `live` (default) or `retired`.
+    status: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ItemBody {
+    id: String,
+    features: Value,
+    status: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PutItems {
+    items: Vec<ItemBody>,
+}
+
+/// Most items one request may put.
+const MAX_ITEMS_PER_REQUEST: usize = 1_000;
+
+fn item_record(
+    field: &str,
+    id: String,
+    features: Value,
+    status: Option<String>,
+    now: i64,
+) -> Result<ItemRecord, ApiError> {
+    if id.is_empty() || id.len() > 256 {
+        return Err(ApiError::field(
+            format!("{field}id"),
+            "must be 1 to 256 bytes",
+        ));
+    }
+    super::features::parse_features(&format!("{field}features"), &features)?;
+    let status = status.unwrap_or_else(|| "live".to_owned());
+    if !matches!(status.as_str(), "live" | "retired") {
+        return Err(ApiError::field(
+            format!("{field}status"),
+            "expected live or retired",
+        ));
+    }
+    Ok(ItemRecord {
+        id,
+        features,
+        status,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/projects/{project}/surfaces/{surface}/items/{id}",
+    tag = "placements",
+    summary = "Create or replace one item of a surface",
+    params(paths::SurfaceItem),
+    request_body = PutItem,
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    security(("bearer" = []))
+)]
+async fn put_item(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((project, surface, id)): Path<(String, String, String)>,
+    JsonBody(body): JsonBody<PutItem>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Editor, "manage items")?;
+    let project = project_key(&principal, &project)?;
+    let surface = surface_key(&surface)?;
+    let now = state.clock.now_ms();
+    let item = item_record("", id, body.features, body.status, now)?;
+    let after = item_json(&item);
+    state
+        .store
+        .upsert_items(
+            &project,
+            &surface,
+            std::slice::from_ref(&item),
+            audit(
+                &principal,
+                &project,
+                "item.put",
+                surface.as_str(),
+                after.clone(),
+                now,
+            ),
+        )
+        .await?;
+    Ok(Json(after))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/projects/{project}/surfaces/{surface}/items",
+    tag = "placements",
+    summary = "Create or replace several items of a surface, all or none",
+    params(paths::Surface),
+    request_body = PutItems,
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    security(("bearer" = []))
+)]
+async fn put_items(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((project, surface)): Path<(String, String)>,
+    JsonBody(body): JsonBody<PutItems>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Editor, "manage items")?;
+    let project = project_key(&principal, &project)?;
+    let surface = surface_key(&surface)?;
+    if body.items.len() > MAX_ITEMS_PER_REQUEST {
+        return Err(ApiError::field(
+            "items",
+            format!("at most {MAX_ITEMS_PER_REQUEST} items per request"),
+        ));
+    }
+    let now = state.clock.now_ms();
+    let items = body
+        .items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| {
+            item_record(
+                &format!("items[{index}]."),
+                item.id,
+                item.features,
+                item.status,
+                now,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids: Vec<&str> = items.iter().map(|item| item.id.as_str()).collect();
+    state
+        .store
+        .upsert_items(
+            &project,
+            &surface,
+            &items,
+            audit(
+                &principal,
+                &project,
+                "items.put",
+                surface.as_str(),
+                json!({ "items": ids }),
+                now,
+            ),
+        )
+        .await?;
+    Ok(Json(json!({ "stored": items.len() })))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/surfaces/{surface}/items",
+    tag = "placements",
+    summary = "Items of a surface",
+    params(paths::Surface),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    security(("bearer" = []))
+)]
+async fn list_items(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((project, surface)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer, "read items")?;
+    let project = project_key(&principal, &project)?;
+    let surface = surface_key(&surface)?;
+    state.store.surface(&project, &surface).await?;
+    let items: Vec<Value> = state
+        .store
+        .list_items(&project, &surface)
+        .await?
+        .iter()
+        .map(item_json)
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+/// A candidate: the id of a live item of the surface, or an item given inline.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+enum CandidateBody {
+    Id(String),
+    Inline { id: String, features: Value },
+}
+
+/// What to rank.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RankBody {
+    /// User and situation features (no raw user ids needed).
+    context: Value,
+    /// Default: the surface's live items.
+    candidates: Option<Vec<CandidateBody>>,
+    /// Ids never to show.
+    exclude: Option<Vec<String>>,
+    /// How many items to answer (default: all).
+    slots: Option<usize>,
+    /// Your id for this decision (default: generated); it seeds the decision's randomness.
+    event_id: Option<String>,
+    /// The user may not see the result: no reward is expected until `activate`.
+    defer_activation: Option<bool>,
+}
+
+/// Candidates for a decision: given ones (ids resolved against live items) or every live
+/// item, less the excluded ones.
+pub async fn candidates(
+    state: &AppState,
+    project: &ProjectKey,
+    surface: &SurfaceKey,
+    given: Option<Vec<(String, Option<Value>)>>,
+    exclude: &[String],
+) -> Result<Vec<(String, Value)>, ApiError> {
+    let needs_items = given
+        .as_ref()
+        .is_none_or(|given| given.iter().any(|(_, features)| features.is_none()));
+    let items = if needs_items {
+        state.store.list_items(project, surface).await?
+    } else {
+        Vec::new()
+    };
+    let live = |id: &str| {
+        items
+            .iter()
+            .find(|item| item.id == id && item.status == "live")
+    };
+    let chosen: Vec<(String, Value)> = match given {
+        None => items
+            .iter()
+            .filter(|item| item.status == "live")
+            .map(|item| (item.id.clone(), item.features.clone()))
+            .collect(),
+        Some(given) => {
+            let mut chosen = Vec::with_capacity(given.len());
+            for (index, (id, features)) in given.into_iter().enumerate() {
+                match features {
+                    Some(features) => chosen.push((id, features)),
+                    None => match live(&id) {
+                        Some(item) => chosen.push((id, item.features.clone())),
+                        None => {
+                            return Err(ApiError::field(
+                                format!("candidates[{index}]"),
+                                format!("no live item {id:?} on surface {surface}"),
+                            ));
+                        }
+                    },
+                }
+            }
+            chosen
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (index, (id, _)) in chosen.iter().enumerate() {
+        if !seen.insert(id.as_str()) {
+            return Err(ApiError::field(
+                format!("candidates[{index}]"),
+                format!("item {id:?} is listed twice"),
+            ));
+        }
+    }
+    Ok(chosen
+        .into_iter()
+        .filter(|(id, _)| !exclude.contains(id))
+        .collect())
+}
+
+pub fn check_event_id(event_id: Option<String>) -> Result<String, ApiError> {
+    match event_id {
+        None => Ok(new_event_id()),
+        Some(id) if id.is_empty() || id.len() > 256 => {
+            Err(ApiError::field("eventId", "must be 1 to 256 bytes"))
+        }
+        Some(id) => Ok(id),
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/placements/{surface}/rank",
+    tag = "placements",
+    summary = "Rank content for a context (placement key): the items in order, each one's probability, and the event id to reward",
+    params(("surface" = String, Path, description = "Surface key")),
+    request_body = RankBody,
+    responses((status = 201, description = "Ranked", body = serde_json::Value), crate::error::ErrorResponses),
+    security(("bearer" = []))
+)]
+async fn rank(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(surface): Path<String>,
+    JsonBody(body): JsonBody<RankBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let project = placement_scope(&principal)?;
+    let surface = surface_key(&surface)?;
+    state.store.surface(&project, &surface).await?;
+    if body.slots == Some(0) {
+        return Err(ApiError::field("slots", "must be at least 1"));
+    }
+    let given = body.candidates.map(|candidates| {
+        candidates
+            .into_iter()
+            .map(|candidate| match candidate {
+                CandidateBody::Id(id) => (id, None),
+                CandidateBody::Inline { id, features } => (id, Some(features)),
+            })
+            .collect()
+    });
+    let candidates = candidates(
+        &state,
+        &project,
+        &surface,
+        given,
+        &body.exclude.unwrap_or_default(),
+    )
+    .await?;
+    let output = super::rank(
+        &state,
+        &project,
+        &surface,
+        RankInput {
+            event_id: check_event_id(body.event_id)?,
+            context: body.context,
+            candidates,
+            defer_activation: body.defer_activation.unwrap_or(false),
+        },
+    )
+    .await?;
+    let slots = body
+        .slots
+        .unwrap_or(output.ranking.len())
+        .min(output.ranking.len());
+    let items: Vec<Value> = output
+        .ranking
+        .iter()
+        .take(slots)
+        .map(|(id, probability)| json!({ "id": id, "probability": probability }))
+        .collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "eventId": output.event_id,
+            "show": output.ranking[0].0,
+            "items": items,
+            "policy": policy_name(output.policy),
+        })),
+    ))
+}
+
+/// A reward for a decision.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RewardBody {
+    /// Within the surface's reward range (default -1 to 1).
+    value: f64,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/placements/events/{eventId}/reward",
+    tag = "placements",
+    summary = "Reward a decision (placement key)",
+    params(("eventId" = String, Path, description = "The event id rank answered")),
+    request_body = RewardBody,
+    responses((status = 204, description = "Recorded"), crate::error::ErrorResponses),
+    security(("bearer" = []))
+)]
+async fn reward(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(event_id): Path<String>,
+    JsonBody(body): JsonBody<RewardBody>,
+) -> Result<StatusCode, ApiError> {
+    let project = placement_scope(&principal)?;
+    super::reward(&state, &project, &event_id, body.value).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/placements/events/{eventId}/activate",
+    tag = "placements",
+    summary = "Say the user saw a decision whose activation was deferred (placement key)",
+    params(("eventId" = String, Path, description = "The event id rank answered")),
+    responses((status = 204, description = "Activated"), crate::error::ErrorResponses),
+    security(("bearer" = []))
+)]
+async fn activate(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(event_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let project = placement_scope(&principal)?;
+    super::activate(&state, &project, &event_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,404 @@
+//! Personalised content placement: surfaces, their items, ranking with the contextual
+//! bandit (`capstan-bandit`), rewards, and the learning loop.
+//!
+//! Every decision and every reward goes through the store. One replica at a time (the
+//! holder of the `placements` lease) learns: it reads decisions whose reward is known (or
+//! whose reward window has closed, counting the default reward), updates its learner,
+//! saves the model and then marks those decisions learned, so a replica that takes over
+//! starts from the saved model and relearns nothing twice. The other replicas rank with
+//! the latest saved model.
+
+pub mod api;
+pub mod driver;
+pub mod features;
+pub mod personalizer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use capstan_bandit::{Candidate, Learner, LearnerSettings, Policy};
+use capstan_model::{ProjectKey, SurfaceKey};
+use capstan_store::{DecisionRecord, RewardCombine, RewardOutcome, SurfaceRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A surface's settings, as stored: the learner's, and how rewards are taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SurfaceSettings {
+    pub learner: LearnerSettings,
+    /// `first` (the earliest reward counts, learned at once) or `sum` (rewards add up
+    /// until the window closes).
+    pub reward_combine: Combine,
+    /// How long after a decision rewards are taken; a decision with none by then counts
+    /// `default_reward`.
+    pub reward_window_seconds: u64,
+    pub default_reward: f64,
+    pub reward_min: f64,
+    pub reward_max: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Combine {
+    First,
+    Sum,
+}
+
+impl Combine {
+    pub fn store(self) -> RewardCombine {
+        match self {
+            Combine::First => RewardCombine::First,
+            Combine::Sum => RewardCombine::Sum,
+        }
+    }
+}
+
+impl Default for SurfaceSettings {
+    fn default() -> SurfaceSettings {
+        SurfaceSettings {
+            learner: LearnerSettings {
+                // 2^18 weights (2 MiB): the model is saved every few seconds while it
+                // learns, so a smaller table by default; surfaces with many features can
+                // ask for more.
+                hash_bits: 18,
+                ..LearnerSettings::default()
+            },
+            reward_combine: Combine::First,
+            reward_window_seconds: 600,
+            default_reward: 0.0,
+            reward_min: -1.0,
+            reward_max: 1.0,
+        }
+    }
+}
+
+impl SurfaceSettings {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        self.learner.validate().map_err(|error| {
+            ApiError::field(format!("settings.learner.{}", error.field), error.message)
+        })?;
+        if !(self.reward_min.is_finite()
+            && self.reward_max.is_finite()
+            && self.reward_min < self.reward_max)
+        {
+            return Err(ApiError::field(
+                "settings.rewardMax",
+                "must be a number above rewardMin",
+            ));
+        }
+        if !(self.reward_min..=self.reward_max).contains(&self.default_reward) {
+            return Err(ApiError::field(
+                "settings.defaultReward",
+                "must be between rewardMin and rewardMax",
+            ));
+        }
+        if self.reward_window_seconds == 0 || self.reward_window_seconds > 7 * 86_400 {
+            return Err(ApiError::field(
+                "settings.rewardWindowSeconds",
+                "must be between 1 and 604800",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn parse(value: &Value) -> Result<SurfaceSettings, ApiError> {
+        serde_json::from_value(value.clone()).map_err(|error| {
+            ApiError::Internal(anyhow::anyhow!(
+                "stored surface settings are not valid: {error}"
+            ))
+        })
+    }
+}
+
+/// A surface's learner in memory, with the model version it holds.
+pub struct SurfaceLearner {
+    pub settings: SurfaceSettings,
+    pub learner: RwLock<Learner>,
+    pub model_version: std::sync::atomic::AtomicI64,
+}
+
+/// The learners this replica holds, loaded from the store on first use.
+#[derive(Default)]
+pub struct Placements {
+    learners: RwLock<HashMap<(ProjectKey, SurfaceKey), Arc<SurfaceLearner>>>,
+}
+
+impl Placements {
+    pub async fn get(
+        &self,
+        state: &AppState,
+        project: &ProjectKey,
+        surface: &SurfaceKey,
+    ) -> Result<Arc<SurfaceLearner>, ApiError> {
+        let key = (project.clone(), surface.clone());
+        if let Some(found) = self
+            .learners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(found.clone());
+        }
+        let record = state.store.surface(project, surface).await?;
+        let loaded = Arc::new(load_learner(state, &record).await?);
+        let mut learners = self.learners.write().unwrap_or_else(|p| p.into_inner());
+        Ok(learners.entry(key).or_insert(loaded).clone())
+    }
+
+    /// Forgets a surface's learner, so the next use loads it (after a settings change, or
+    /// when another replica saved a newer model).
+    pub fn forget(&self, project: &ProjectKey, surface: &SurfaceKey) {
+        self.learners
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(project.clone(), surface.clone()));
+    }
+
+    pub fn loaded(&self) -> Vec<((ProjectKey, SurfaceKey), Arc<SurfaceLearner>)> {
+        self.learners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(key, learner)| (key.clone(), learner.clone()))
+            .collect()
+    }
+}
+
+pub async fn load_learner(
+    state: &AppState,
+    record: &SurfaceRecord,
+) -> Result<SurfaceLearner, ApiError> {
+    let settings = SurfaceSettings::parse(&record.settings)?;
+    let invalid = |error: String| {
+        ApiError::Internal(anyhow::anyhow!(
+            "the model of surface {} cannot be used: {error}",
+            record.key
+        ))
+    };
+    let (learner, version) = match state.store.load_model(&record.project, &record.key).await? {
+        Some((bytes, version)) => {
+            let mut learner = Learner::load(&bytes).map_err(|error| invalid(error.to_string()))?;
+            // The surface's settings may have changed since the model was saved.
+            learner
+                .update_settings(settings.learner.clone())
+                .map_err(|error| invalid(error.to_string()))?;
+            (learner, version)
+        }
+        None => (
+            Learner::new(settings.learner.clone()).map_err(|error| invalid(error.to_string()))?,
+            0,
+        ),
+    };
+    Ok(SurfaceLearner {
+        settings,
+        learner: RwLock::new(learner),
+        model_version: std::sync::atomic::AtomicI64::new(version),
+    })
+}
+
+pub fn policy_name(policy: Policy) -> &'static str {
+    match policy {
+        Policy::Personalized => "personalized",
+        Policy::Holdout => "holdout",
+        Policy::Testing => "testing",
+    }
+}
+
+pub fn parse_policy(text: &str) -> Policy {
+    match text {
+        "holdout" => Policy::Holdout,
+        "testing" => Policy::Testing,
+        _ => Policy::Personalized,
+    }
+}
+
+/// Most candidates one decision may rank.
+pub const MAX_CANDIDATES: usize = 500;
+
+/// What a rank call asks for, after parsing.
+pub struct RankInput {
+    pub event_id: String,
+    pub context: Value,
+    pub candidates: Vec<(String, Value)>,
+    pub defer_activation: bool,
+}
+
+/// What a rank call answers.
+pub struct RankOutput {
+    pub event_id: String,
+    /// Candidate ids, best first, with the probability each had of being shown.
+    pub ranking: Vec<(String, f64)>,
+    pub policy: Policy,
+}
+
+/// Ranks, logs the decision, and answers. The event id seeds every random choice, so a
+/// decision can be replayed exactly.
+pub async fn rank(
+    state: &AppState,
+    project: &ProjectKey,
+    surface: &SurfaceKey,
+    input: RankInput,
+) -> Result<RankOutput, ApiError> {
+    if input.candidates.is_empty() {
+        return Err(ApiError::field(
+            "candidates",
+            "no candidates to rank (none given, all excluded, or no live items)",
+        ));
+    }
+    if input.candidates.len() > MAX_CANDIDATES {
+        return Err(ApiError::field(
+            "candidates",
+            format!("at most {MAX_CANDIDATES} candidates per decision"),
+        ));
+    }
+    let context = features::parse_features("context", &input.context)?;
+    let mut candidates = Vec::with_capacity(input.candidates.len());
+    for (index, (id, features)) in input.candidates.iter().enumerate() {
+        candidates.push(Candidate {
+            id: id.clone(),
+            features: features::parse_features(&format!("candidates[{index}].features"), features)?,
+        });
+    }
+    let surface_learner = state.placements.get(state, project, surface).await?;
+    let now = state.clock.now_ms();
+    let seed = features::seed_of(&input.event_id);
+    let ranking = surface_learner
+        .learner
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .rank(&context, &candidates, seed)
+        .map_err(|error| ApiError::field("candidates", error.to_string()))?;
+    let shown = ranking.order[0];
+    let decision = DecisionRecord {
+        event_id: input.event_id.clone(),
+        project: project.clone(),
+        surface: surface.clone(),
+        context: input.context.clone(),
+        candidates: Value::Array(
+            input
+                .candidates
+                .iter()
+                .map(|(id, features)| json!({ "id": id, "features": features }))
+                .collect(),
+        ),
+        shown: shown as i64,
+        probabilities: json!(ranking.probabilities),
+        policy: policy_name(ranking.policy).to_owned(),
+        created_at: now,
+        activated_at: (!input.defer_activation).then_some(now),
+        reward: None,
+        reward_count: 0,
+        learned_at: None,
+    };
+    state.store.insert_decision(&decision).await?;
+    Ok(RankOutput {
+        event_id: input.event_id,
+        ranking: ranking
+            .order
+            .iter()
+            .map(|index| {
+                (
+                    input.candidates[*index].0.clone(),
+                    ranking.probabilities[*index],
+                )
+            })
+            .collect(),
+        policy: ranking.policy,
+    })
+}
+
+/// Takes a reward for a decision of `project`.
+pub async fn reward(
+    state: &AppState,
+    project: &ProjectKey,
+    event_id: &str,
+    value: f64,
+) -> Result<(), ApiError> {
+    let decision = decision_of(state, project, event_id).await?;
+    let surface = state
+        .placements
+        .get(state, project, &decision.surface)
+        .await?;
+    let settings = &surface.settings;
+    if !value.is_finite() || value < settings.reward_min || value > settings.reward_max {
+        return Err(ApiError::field(
+            "value",
+            format!(
+                "must be a number between {} and {}",
+                settings.reward_min, settings.reward_max
+            ),
+        ));
+    }
+    let window_ms = settings.reward_window_seconds as i64 * 1000;
+    let activated = decision.activated_at.unwrap_or(decision.created_at);
+    if decision.learned_at.is_some() || state.clock.now_ms() > activated + window_ms {
+        return Err(late(event_id));
+    }
+    match state
+        .store
+        .record_reward(event_id, value, settings.reward_combine.store())
+        .await?
+    {
+        RewardOutcome::Recorded => Ok(()),
+        RewardOutcome::Duplicate => Err(ApiError::Conflict {
+            code: "duplicate_reward",
+            message: format!(
+                "event {event_id:?} already has its reward (rewards combine as first)"
+            ),
+        }),
+        RewardOutcome::Late => Err(late(event_id)),
+    }
+}
+
+fn late(event_id: &str) -> ApiError {
+    ApiError::Conflict {
+        code: "reward_too_late",
+        message: format!("event {event_id:?} is past its reward window"),
+    }
+}
+
+pub async fn activate(
+    state: &AppState,
+    project: &ProjectKey,
+    event_id: &str,
+) -> Result<(), ApiError> {
+    decision_of(state, project, event_id).await?;
+    state
+        .store
+        .activate_decision(event_id, state.clock.now_ms())
+        .await?;
+    Ok(())
+}
+
+/// A decision of `project`; other projects' events do not exist for its tokens.
+async fn decision_of(
+    state: &AppState,
+    project: &ProjectKey,
+    event_id: &str,
+) -> Result<DecisionRecord, ApiError> {
+    let not_found = || ApiError::NotFound {
+        kind: "event",
+        key: event_id.to_owned(),
+    };
+    let decision = state
+        .store
+        .decision(event_id)
+        .await
+        .map_err(|error| match error {
+            capstan_store::StoreError::NotFound { .. } => not_found(),
+            other => other.into(),
+        })?;
+    if &decision.project != project {
+        return Err(not_found());
+    }
+    Ok(decision)
+}
+
+/// A fresh event id: 128 random bits in hex.
+pub fn new_event_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
