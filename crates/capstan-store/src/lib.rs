@@ -249,12 +249,14 @@ pub trait Store: Send + Sync + 'static {
         surface: &SurfaceKey,
     ) -> Result<Option<(Vec<u8>, i64)>>;
 
-    /// Logged decisions of a surface created after `after` (Unix ms), oldest first.
+    /// Logged decisions of a surface after the decision `after` (its creation time and
+    /// event id; `None` from the start), oldest first: a cursor that never skips
+    /// decisions made in the same millisecond.
     async fn list_decisions(
         &self,
         project: &ProjectKey,
         surface: &SurfaceKey,
-        after: i64,
+        after: Option<(i64, String)>,
         limit: i64,
     ) -> Result<Vec<DecisionRecord>>;
 }

@@ -1887,16 +1887,19 @@ impl Store for SqlStore {
         &self,
         project: &ProjectKey,
         surface: &SurfaceKey,
-        after: i64,
+        after: Option<(i64, String)>,
         limit: i64,
     ) -> Result<Vec<DecisionRecord>> {
+        let (after_time, after_event) = after.unwrap_or((i64::MIN, String::new()));
         let rows = sqlx::query(&format!(
             "SELECT {DECISION_COLUMNS} FROM decisions WHERE project = $1 AND surface = $2 \
-             AND created_at > $3 ORDER BY created_at, event_id LIMIT $4"
+             AND (created_at > $3 OR (created_at = $3 AND event_id > $4)) \
+             ORDER BY created_at, event_id LIMIT $5"
         ))
         .bind(project.as_str())
         .bind(surface.as_str())
-        .bind(after)
+        .bind(after_time)
+        .bind(after_event)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

@@ -69,6 +69,9 @@ pub(crate) enum Command {
     /// Webhooks that hear about rollouts (Slack-compatible, signed).
     #[command(subcommand)]
     Webhooks(crate::rollouts::WebhooksCommand),
+    /// Personalised placement: surfaces, items, offline evaluation.
+    #[command(subcommand)]
+    Placement(crate::placement::PlacementCommand),
 }
 
 #[derive(Args)]
@@ -281,6 +284,9 @@ pub(crate) async fn run(global: &Global, command: Command) -> anyhow::Result<()>
         }
         Command::Webhooks(command) => {
             crate::rollouts::webhooks(&client, global, &project, command).await
+        }
+        Command::Placement(command) => {
+            crate::placement::placement(&client, global, &project, command).await
         }
     }
 }

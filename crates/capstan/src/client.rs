@@ -66,6 +66,34 @@ impl ApiClient {
         Err(anyhow!("{message} ({code}, HTTP {})", status.as_u16()))
     }
 
+    /// A binary resource, or `None` when it does not exist (404).
+    pub(crate) async fn bytes(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let mut request = self.http.get(format!("{}{path}", self.server));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("failed to reach Capstan at {}", self.server))?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(anyhow!(
+                "GET {path} failed: HTTP {}",
+                response.status().as_u16()
+            ));
+        }
+        Ok(Some(
+            response
+                .bytes()
+                .await
+                .context("failed to read response")?
+                .to_vec(),
+        ))
+    }
+
     pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.send(Method::GET, path, None, &[]).await
     }

@@ -4,6 +4,7 @@
 mod cli;
 mod client;
 mod output;
+mod placement;
 mod rollouts;
 
 use std::process::ExitCode;

@@ -26,6 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_surface, put_surface))
         .routes(routes!(list_items, put_items))
         .routes(routes!(put_item))
+        .routes(routes!(decisions))
+        .routes(routes!(model))
         .routes(routes!(rank))
         .routes(routes!(reward))
         .routes(routes!(activate))
@@ -679,4 +681,104 @@ async fn activate(
     let project = placement_scope(&principal)?;
     super::activate(&state, &project, &event_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct DecisionsQuery {
+    /// Continue after this cursor (the `next` of the previous page).
+    after: Option<String>,
+    /// At most this many (default 1,000, at most 10,000).
+    limit: Option<i64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/surfaces/{surface}/decisions",
+    tag = "placements",
+    summary = "The decision log of a surface, oldest first: context, candidates, the item shown, its probability and its reward (decisions learned from only, so rewards are final)",
+    params(paths::Surface, DecisionsQuery),
+    responses((status = 200, description = "{decisions, next}", body = serde_json::Value), crate::error::ErrorResponses),
+    security(("bearer" = []))
+)]
+async fn decisions(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((project, surface)): Path<(String, String)>,
+    axum::extract::Query(query): axum::extract::Query<DecisionsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Role::Viewer, "read decisions")?;
+    let project = project_key(&principal, &project)?;
+    let surface = surface_key(&surface)?;
+    let record = state.store.surface(&project, &surface).await?;
+    let settings = SurfaceSettings::parse(&record.settings)?;
+    let limit = query.limit.unwrap_or(1_000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 10000"));
+    }
+    let after = match &query.after {
+        None => None,
+        Some(cursor) => {
+            let (time, event) = cursor
+                .split_once(':')
+                .and_then(|(time, event)| Some((time.parse::<i64>().ok()?, event.to_owned())))
+                .ok_or_else(|| ApiError::field("after", "expected the `next` cursor of a previous page"))?;
+            Some((time, event))
+        }
+    };
+    let page = state.store.list_decisions(&project, &surface, after, limit).await?;
+    let next = (page.len() as i64 == limit)
+        .then(|| page.last().map(|last| format!("{}:{}", last.created_at, last.event_id)))
+        .flatten();
+    let decisions: Vec<Value> = page
+        .iter()
+        .filter(|decision| decision.learned_at.is_some())
+        .map(|decision| {
+            let shown = decision.shown as usize;
+            json!({
+                "eventId": decision.event_id,
+                "createdAt": rfc3339(decision.created_at),
+                "context": decision.context,
+                "candidates": decision.candidates,
+                "shown": shown,
+                "probability": decision.probabilities.get(shown),
+                "reward": decision.reward.unwrap_or(settings.default_reward),
+                "policy": decision.policy,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "decisions": decisions, "next": next })))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/projects/{project}/surfaces/{surface}/model",
+    tag = "placements",
+    summary = "The surface's saved model, as bytes (application/octet-stream), for offline evaluation",
+    params(paths::Surface),
+    responses((status = 200, description = "The model; X-Capstan-Model-Version gives its version"), crate::error::ErrorResponses),
+    security(("bearer" = []))
+)]
+async fn model(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((project, surface)): Path<(String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    principal.require(Role::Viewer, "read models")?;
+    let project = project_key(&principal, &project)?;
+    let surface = surface_key(&surface)?;
+    state.store.surface(&project, &surface).await?;
+    let (bytes, version) = state.store.load_model(&project, &surface).await?.ok_or_else(|| ApiError::NotFound {
+        kind: "model of surface",
+        key: surface.to_string(),
+    })?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (axum::http::HeaderName::from_static("x-capstan-model-version"), version.to_string()),
+        ],
+        bytes,
+    )
+        .into_response())
 }

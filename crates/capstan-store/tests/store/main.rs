@@ -1185,7 +1185,12 @@ async fn surfaces_items_decisions_rewards_and_models() {
             RewardOutcome::Late
         );
         let logged = store
-            .list_decisions(&project(), &surface_key("home_hero"), 150, 10)
+            .list_decisions(
+                &project(),
+                &surface_key("home_hero"),
+                Some((100, "e1".to_owned())),
+                10,
+            )
             .await
             .unwrap();
         assert_eq!(

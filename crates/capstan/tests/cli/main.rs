@@ -4,6 +4,7 @@
 mod process;
 
 mod crash;
+mod placement;
 mod quick_start;
 mod rollouts;
 mod sdk;
