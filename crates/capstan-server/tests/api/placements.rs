@@ -459,3 +459,75 @@ async fn deferred_decisions_are_learned_only_once_activated() {
         assert_eq!(code, StatusCode::NOT_FOUND);
     });
 }
+
+#[tokio::test]
+async fn one_replica_learns_at_a_time_and_another_takes_over() {
+    each_backend!(|app| {
+        surface(
+            &app,
+            "home_hero",
+            json!({ "rewardWindowSeconds": 1, "learner": { "holdout": 0.5 } }),
+        )
+        .await;
+        items(&app, "home_hero", three_items()).await;
+        let token = app.token("placement", None).await;
+        let mut first = PlacementDriver::new(10_000, 0);
+        let mut second = PlacementDriver::new(10_000, 0);
+        for round in 0..20 {
+            let (_, ranked) = rank(
+                &app,
+                &token,
+                "home_hero",
+                json!({ "context": { "user": { "n": round } } }),
+            )
+            .await;
+            reward(
+                &app,
+                &token,
+                ranked["eventId"].as_str().unwrap(),
+                json!(1.0),
+            )
+            .await;
+        }
+        let report = first.tick(app.state()).await.unwrap();
+        assert_eq!(
+            (report.leading, report.learned, report.saved),
+            (true, 20, 1),
+            "{report:?}"
+        );
+        assert!(!second.tick(app.state()).await.unwrap().leading);
+        for round in 0..10 {
+            let (_, ranked) = rank(
+                &app,
+                &token,
+                "home_hero",
+                json!({ "context": { "user": { "n": round } } }),
+            )
+            .await;
+            reward(
+                &app,
+                &token,
+                ranked["eventId"].as_str().unwrap(),
+                json!(0.5),
+            )
+            .await;
+        }
+        // The first learner stops; once its lease expires the second learns what is left,
+        // and nothing twice.
+        drop(first);
+        app.clock.advance(10_001);
+        let report = second.tick(app.state()).await.unwrap();
+        assert_eq!((report.leading, report.learned), (true, 10), "{report:?}");
+        let (_, state) = app
+            .admin(Method::GET, &format!("{SURFACES}/home_hero"), None)
+            .await;
+        let lift = &state["lift"];
+        let decisions = lift["personalized"]["decisions"].as_u64().unwrap()
+            + lift["holdout"]["decisions"].as_u64().unwrap();
+        assert!(decisions >= 20, "{state}");
+        assert!(
+            lift["holdout"]["decisions"].as_u64().unwrap() > 0,
+            "{state}"
+        );
+    });
+}
