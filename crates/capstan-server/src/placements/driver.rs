@@ -26,6 +26,9 @@ struct Pending {
     event_ids: Vec<String>,
     seen: HashSet<String>,
     last_save: i64,
+    /// The learner they went into: if the surface's learner was replaced (its settings
+    /// changed), they are forgotten and learned again into the new one.
+    learner: Option<std::sync::Weak<super::SurfaceLearner>>,
 }
 
 /// What one tick did.
@@ -98,6 +101,16 @@ impl PlacementDriver {
                     )
                     .await?;
                 let pending = self.pending.entry(key).or_default();
+                let same_learner = pending
+                    .learner
+                    .as_ref()
+                    .and_then(std::sync::Weak::upgrade)
+                    .is_some_and(|held| std::sync::Arc::ptr_eq(&held, &learner));
+                if !same_learner {
+                    pending.event_ids.clear();
+                    pending.seen.clear();
+                    pending.learner = Some(std::sync::Arc::downgrade(&learner));
+                }
                 for decision in ready {
                     if pending.seen.contains(&decision.event_id) {
                         continue;

@@ -531,3 +531,51 @@ async fn one_replica_learns_at_a_time_and_another_takes_over() {
         );
     });
 }
+
+#[tokio::test]
+async fn a_settings_change_while_learning_loses_no_decision() {
+    each_backend!(|app| {
+        surface(&app, "home_hero", json!({ "rewardWindowSeconds": 1 })).await;
+        items(&app, "home_hero", three_items()).await;
+        let token = app.token("placement", None).await;
+        let decide = |count: usize| {
+            let (app, token) = (&app, &token);
+            async move {
+                for round in 0..count {
+                    let (_, ranked) = rank(
+                        app,
+                        token,
+                        "home_hero",
+                        json!({ "context": { "user": { "n": round } } }),
+                    )
+                    .await;
+                    reward(app, token, ranked["eventId"].as_str().unwrap(), json!(1.0)).await;
+                }
+            }
+        };
+        // Saves at most hourly: the first save is at once, the next waits.
+        let mut driver = PlacementDriver::new(3_600_000, 3_600_000);
+        decide(10).await;
+        assert_eq!(driver.tick(app.state()).await.unwrap().saved, 1);
+        decide(5).await;
+        let report = driver.tick(app.state()).await.unwrap();
+        assert_eq!((report.learned, report.saved), (5, 0));
+        // The settings change replaces the learner: the five unsaved decisions are
+        // learned again into the new one, not marked learned without being in any model.
+        surface(&app, "home_hero", json!({ "learner": { "holdout": 0.2 } })).await;
+        assert_eq!(driver.tick(app.state()).await.unwrap().learned, 5);
+        app.clock.advance(3_600_000);
+        assert_eq!(driver.tick(app.state()).await.unwrap().saved, 1);
+        let (_, state) = app
+            .admin(Method::GET, &format!("{SURFACES}/home_hero"), None)
+            .await;
+        let impressions: u64 = state["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["impressions"].as_u64().unwrap())
+            .sum();
+        assert_eq!(impressions, 15, "{state}");
+        assert_eq!(state["settings"]["learner"]["holdout"], 0.2);
+    });
+}
