@@ -4,6 +4,8 @@
 //! the feature's value is 1, so `user.country=FR` and `user.country=DE` get weights of
 //! their own. A number keeps its value: `namespace` and `name` are hashed and the weight
 //! is multiplied by the number, so `user.age=30` and `user.age=31` share one weight.
+//! Numbers need no scaling: the model's updates are normalised per weight by the largest
+//! `|x|` it has seen, so an age of 63 or a price of 199 learns like a share.
 //! Booleans are text (`"true"` or `"false"`, see [`Feature::boolean`]): as indicators,
 //! `false` gets a weight of its own, which a number 0 never would.
 //!

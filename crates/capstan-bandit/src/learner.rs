@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 
 use crate::features::{Candidate, Features, HashedFeature, hash_features, hash_item_id};
-use crate::model::{Model, PreparedContext};
+use crate::model::{LearnBuffers, Model, PreparedContext};
 use crate::random::SplitMix64;
 use crate::settings::{LearnerSettings, SettingsError};
 use crate::statistics::{RunningMean, student_t_95};
@@ -129,8 +129,8 @@ pub(crate) fn shrunk_mean(reward_sum: f64, rewarded: u64, prior_mean: f64) -> f6
 
 /// One surface's contextual-bandit learner.
 ///
-/// Memory: the weight tables are fixed at `2^hash_bits` entries whatever the number of
-/// users or features; item statistics grow by one small record per distinct item id ever
+/// Memory: the weight tables are fixed at `2^hash_bits` entries of 12 bytes (see
+/// [`LearnerSettings::hash_bits`]) whatever the number of users or features; item statistics grow by one small record per distinct item id ever
 /// shown or rewarded (not per user).
 #[derive(Clone)]
 pub struct Learner {
@@ -152,7 +152,7 @@ struct LearnScratch {
     context: Vec<HashedFeature>,
     item: Vec<HashedFeature>,
     prepared: PreparedContext,
-    example: Vec<(u32, f32)>,
+    example: LearnBuffers,
 }
 
 impl std::fmt::Debug for Learner {
@@ -759,6 +759,62 @@ mod tests {
                 assert!(
                     right >= 400,
                     "{taste} {device}: best item first {right} times of 500"
+                );
+            }
+        }
+        assert!(learner.lift().difference.expect("both arms").estimate > 0.1);
+    }
+
+    #[test]
+    fn learns_a_world_with_raw_numbers_of_very_different_scales() {
+        // Ages of 18 to 80, lengths of 5 to 45 and prices of 0.99 to 199, unscaled, beside
+        // the categories: per-weight normalisation makes their scale irrelevant, so the
+        // learner does as well as in the plain world (`learns_a_contextual_world`).
+        let mut learner = Learner::new(settings()).expect("valid");
+        let candidates = test_world::raw_candidates();
+        let mut world = World::raw(7);
+        for step in 0..4_000 {
+            world.step(&mut learner, &candidates, step);
+        }
+        let mut random = SplitMix64::new(13);
+        let mut firsts = Vec::new();
+        for taste in test_world::TASTES {
+            for device in ["phone", "desktop", "tablet"] {
+                let mut right = 0;
+                for seed in 0..500 {
+                    let age = 18 + random.next_u64() % 63;
+                    let context = test_world::raw_context(taste, device, age as f64);
+                    let ranking = learner
+                        .rank(&context, &candidates, seed)
+                        .expect("candidates");
+                    right += usize::from(candidates[ranking.order[0]].id == best_item(taste));
+                }
+                firsts.push((taste, device, right));
+            }
+        }
+        assert!(
+            firsts.iter().all(|(_, _, right)| *right >= 400),
+            "best item first, of 500: {firsts:?}"
+        );
+        for taste in test_world::TASTES {
+            for age in [18.0, 40.0, 80.0] {
+                let context = test_world::raw_context(taste, "phone", age);
+                let predictions: Vec<f64> = candidates
+                    .iter()
+                    .map(|c| learner.predict(&context, c))
+                    .collect();
+                let best = (0..candidates.len())
+                    .max_by(|a, b| predictions[*a].total_cmp(&predictions[*b]))
+                    .expect("candidates");
+                assert_eq!(
+                    candidates[best].id,
+                    best_item(taste),
+                    "{taste} {age}: {predictions:?}"
+                );
+                let expected = test_world::click_rate(taste, best_item(taste));
+                assert!(
+                    (predictions[best] - expected).abs() < 0.15,
+                    "{taste} {age}: {predictions:?}"
                 );
             }
         }

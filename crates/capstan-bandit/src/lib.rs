@@ -8,12 +8,19 @@
 //!
 //! Vowpal Wabbit's `--cb_explore_adf --squarecb -q ::` is the reference:
 //! - [`features`]: hashed features; text is an indicator, a number scales its weight.
-//!   Numbers are used as given, so scale them to about 1 (a share, a logarithm of a count).
+//!   Numbers can be sent raw (an age of 63, a price of 199): the updates are normalised
+//!   per weight, so a feature's scale does not matter (a count spanning orders of
+//!   magnitude may still be better as its logarithm, which makes its effect less linear).
 //! - the reward model (private `model`): linear over the context, the item, the item's id
-//!   and every context × item cross, learned online by AdaGrad with squared loss.
+//!   and every context × item cross, learned online with squared loss by Vowpal Wabbit's
+//!   normalised adaptive updates (AdaGrad with each weight's rate divided by the largest
+//!   `|x|` it has seen).
+//! - memory: `2^hash_bits` weights of 12 bytes each (the weight, its AdaGrad accumulator
+//!   and its scale), 12 MiB by default, plus a small record per item id.
 //! - [`learner`]: SquareCB exploration, content testing under a budget, a holdout served by
 //!   the global ranking to measure lift, and the marginal probabilities to log.
-//! - saving (private `persistence`): a versioned, little-endian, checksummed binary.
+//! - saving (private `persistence`): a versioned, little-endian, checksummed binary, sparse
+//!   while few weights are touched.
 //! - [`offline`]: IPS, self-normalised IPS and doubly robust estimates of other policies.
 //!
 //! Rewards are best kept within [0, 1] (a click, a share of a video watched): SquareCB's

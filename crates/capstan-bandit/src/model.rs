@@ -12,11 +12,29 @@
 //! A cross's value is the product of its two values; its weight index mixes the two
 //! hashes with a multiply, so `(a, b)` and `(b, a)` land apart.
 //!
-//! Updates are AdaGrad per weight (Vowpal Wabbit's default is adaptive too) with the
-//! importance-invariant step of Karampatziakis and Langford for squared loss: the
-//! prediction moves a share `1 - exp(-Σ rate·x²)` of the way to the label and never
-//! past it, however many features an example has. Plain AdaGrad would overshoot by a
-//! factor of the number of active features on a new example (about 250 here).
+//! Updates are Vowpal Wabbit's normalised adaptive updates (`--adaptive --normalized`,
+//! its default; Ross, Mineiro and Langford, "Normalized online learning", 2013, algorithm
+//! NAG) with the importance-invariant step of Karampatziakis and Langford for squared
+//! loss:
+//! - **Normalised**: every weight keeps the largest `|x|` it has been updated with, its
+//!   scale `s`. Its rate is divided by `s`, and the example's squared norm that divides
+//!   every rate counts each value as `(x / s)²`, at most 1. Numbers are used as
+//!   applications send them (an age of 63, a price of 199, a length of 45): multiplying a
+//!   feature by any constant leaves the predictions unchanged, as if every feature had
+//!   been scaled to at most 1 beforehand. Without it, one raw number of 45 crossed with
+//!   the item's features made the squared norm thousands of times larger and stalled
+//!   every other weight. When a larger `|x|` comes, the weight is first shrunk by
+//!   `s / |x|`, as NAG does: that keeps `w·s`, the weight in normalised units, where it
+//!   was.
+//! - **Adaptive**: AdaGrad, each weight's rate over the root of its sum of squared
+//!   gradients.
+//! - **Invariant**: the prediction moves a share `1 - exp(-Σ rate·x²)` of the way to the
+//!   label and never past it, however many features an example has. Plain AdaGrad would
+//!   overshoot by a factor of the number of active features on a new example (about 250
+//!   here).
+//!
+//! For indicator features (value 1) the scale is 1 and the update is plain AdaGrad with
+//! the invariant step, divided by the number of active features.
 
 use crate::features::HashedFeature;
 
@@ -38,12 +56,22 @@ pub(crate) struct PreparedContext {
     base_score: f32,
 }
 
-/// Weights and their AdaGrad accumulators, `2^bits` of each.
+/// What a weight's update needs besides the weight: kept apart from the weights, which
+/// are all a ranking reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct WeightState {
+    /// AdaGrad's sum of squared gradients, at most `f32::MAX`.
+    pub(crate) squared_gradients: f32,
+    /// The largest `|x|` the weight was updated with; 0 until its first update.
+    pub(crate) scale: f32,
+}
+
+/// Weights and their update state, `2^bits` of each: 12 bytes per weight.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Model {
     bits: u8,
     pub(crate) weights: Vec<f32>,
-    pub(crate) squared_gradients: Vec<f32>,
+    pub(crate) states: Vec<WeightState>,
 }
 
 impl Model {
@@ -52,16 +80,16 @@ impl Model {
         Model {
             bits,
             weights: vec![0.0; size],
-            squared_gradients: vec![0.0; size],
+            states: vec![WeightState::default(); size],
         }
     }
 
     /// A model from saved tables; the caller checks both have `2^bits` entries.
-    pub(crate) fn from_tables(bits: u8, weights: Vec<f32>, squared_gradients: Vec<f32>) -> Model {
+    pub(crate) fn from_tables(bits: u8, weights: Vec<f32>, states: Vec<WeightState>) -> Model {
         Model {
             bits,
             weights,
-            squared_gradients,
+            states,
         }
     }
 
@@ -132,40 +160,60 @@ impl Model {
         }
     }
 
-    /// One online update towards `reward` for the shown candidate. `scratch` is a reusable
-    /// buffer.
+    /// One online update towards `reward` for the shown candidate, with reusable buffers.
     pub(crate) fn learn(
         &mut self,
         context: &PreparedContext,
         item: &[HashedFeature],
         reward: f32,
         learning_rate: f32,
-        scratch: &mut Vec<(u32, f32)>,
+        buffers: &mut LearnBuffers,
     ) {
-        self.example(context, item, scratch);
-        let prediction: f32 = scratch
-            .iter()
-            .map(|(index, value)| self.weights[*index as usize] * value)
-            .sum();
+        let LearnBuffers { example, rates } = buffers;
+        self.example(context, item, example);
+        // New scales first, shrinking the weights they grow (NAG's `w·s/|x|`), then the
+        // prediction the update moves. A value of 0 has no gradient and sets no scale.
+        let mut prediction = 0.0f32;
+        for (index, value) in example.iter() {
+            let magnitude = value.abs();
+            let state = &mut self.states[*index as usize];
+            let weight = &mut self.weights[*index as usize];
+            if magnitude > state.scale {
+                if state.scale > 0.0 {
+                    *weight *= state.scale / magnitude;
+                }
+                state.scale = magnitude;
+            }
+            prediction += *weight * value;
+        }
         let error = prediction - reward;
         if error == 0.0 || !error.is_finite() {
             return;
         }
-        // AdaGrad: accumulate each weight's squared gradient; its rate is the base rate
-        // over the root of the sum, divided by the example's squared norm so that an
-        // example of 250 features moves the prediction no faster than one of 5 (Vowpal
-        // Wabbit's normalised updates divide by a running average of that norm).
-        // `Σ rate·x²` is how fast the prediction moves.
+        // Each weight's rate is `base_rate / (s·√G)`: AdaGrad's root of the squared
+        // gradients `G`, over the weight's scale `s`, with the base rate divided by the
+        // example's normalised squared norm `Σ (x/s)²` so that an example of 250 features
+        // moves the prediction no faster than one of 5 (Vowpal Wabbit divides by a running
+        // average of that norm). `Σ rate·x²` is how fast the prediction moves. `rates`
+        // keeps each entry's `rate·x / base_rate = (x/s)/√G`: finite, since `x/s` is at
+        // most 1 and a positive `G` in f32 is at least 1e-45, so `√G` at least 3e-23.
         let mut norm = 0.0f32;
         let mut speed = 0.0f32;
-        for (index, value) in scratch.iter() {
-            let gradient = error * value;
-            let accumulator = &mut self.squared_gradients[*index as usize];
-            *accumulator += gradient * gradient;
-            norm += value * value;
-            if *accumulator > 0.0 {
-                speed += value * value / accumulator.sqrt();
+        rates.clear();
+        for (index, value) in example.iter() {
+            let state = &mut self.states[*index as usize];
+            if *value == 0.0 {
+                rates.push(0.0);
+                continue;
             }
+            let gradient = error * value;
+            state.squared_gradients = (state.squared_gradients + gradient * gradient).min(f32::MAX);
+            let normalised = value / state.scale;
+            norm += normalised * normalised;
+            let root = state.squared_gradients.sqrt();
+            let rate = if root > 0.0 { normalised / root } else { 0.0 };
+            speed += rate * value;
+            rates.push(rate);
         }
         let base_rate = learning_rate / norm;
         speed *= base_rate;
@@ -174,14 +222,23 @@ impl Model {
         }
         // The invariant step: scaled so the prediction ends at `reward + error·exp(-speed)`.
         let step = (1.0 - (-speed).exp()) / speed;
-        for (index, value) in scratch.iter() {
-            let accumulator = self.squared_gradients[*index as usize];
-            if accumulator > 0.0 {
-                let rate = base_rate / accumulator.sqrt();
-                self.weights[*index as usize] -= step * rate * error * value;
+        let factor = step * base_rate * error;
+        for ((index, _), rate) in example.iter().zip(rates.iter()) {
+            let weight = &mut self.weights[*index as usize];
+            let updated = *weight - factor * rate;
+            if updated.is_finite() {
+                *weight = updated;
             }
         }
     }
+}
+
+/// Reusable buffers for [`Model::learn`]: the example's (index, value) entries and each
+/// entry's rate.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LearnBuffers {
+    example: Vec<(u32, f32)>,
+    rates: Vec<f32>,
 }
 
 #[cfg(test)]
@@ -203,7 +260,7 @@ mod tests {
         let mut item = hashed(&[Feature::text("item", "topic", "football")]);
         item.push(hash_item_id("a"));
         let mut prepared = PreparedContext::default();
-        let mut scratch = Vec::new();
+        let mut scratch = LearnBuffers::default();
         for _ in 0..20 {
             model.prepare_context(&context, &mut prepared);
             let before = model.score(&prepared, &item);
@@ -213,5 +270,98 @@ mod tests {
             assert!(after > before || after >= 0.999, "{before} -> {after}");
             assert!(after <= 1.0 + 1e-5, "overshot: {after}");
         }
+    }
+
+    /// Trains a model on a world where the reward is `0.2 + 0.6·[taste = sports]` for item
+    /// "a" and the context has an age that does not matter and a number scaled by `scale`
+    /// that does: the same reward with a different feature scale.
+    fn trained_with_scale(scale: f64) -> (Model, Vec<f32>) {
+        let mut model = Model::new(14);
+        let mut prepared = PreparedContext::default();
+        let mut scratch = LearnBuffers::default();
+        let mut item = hashed(&[
+            Feature::text("item", "topic", "football"),
+            Feature::number("item", "length", 45.0 * scale),
+        ]);
+        item.push(hash_item_id("a"));
+        let context = |step: u64| {
+            let taste = if step.is_multiple_of(3) {
+                "sports"
+            } else {
+                "news"
+            };
+            hashed(&[
+                Feature::text("user", "taste", taste),
+                Feature::number("user", "age", (18 + step * 7 % 63) as f64 * scale),
+            ])
+        };
+        for step in 0..300u64 {
+            let reward = if step.is_multiple_of(3) { 0.8 } else { 0.2 };
+            model.prepare_context(&context(step), &mut prepared);
+            model.learn(&prepared, &item, reward, 0.5, &mut scratch);
+        }
+        let predictions = (0..6)
+            .map(|step| {
+                model.prepare_context(&context(step), &mut prepared);
+                model.score(&prepared, &item)
+            })
+            .collect();
+        (model, predictions)
+    }
+
+    #[test]
+    fn predictions_do_not_depend_on_the_scale_of_numbers() {
+        let (_, unit) = trained_with_scale(1.0);
+        for (prediction, step) in unit.iter().zip(0u64..) {
+            let expected = if step.is_multiple_of(3) { 0.8 } else { 0.2 };
+            assert!((prediction - expected).abs() < 0.05, "{unit:?}");
+        }
+        for scale in [1e-6, 0.01, 100.0, 1e6] {
+            let (_, scaled) = trained_with_scale(scale);
+            for (left, right) in unit.iter().zip(&scaled) {
+                assert!(
+                    (left - right).abs() < 1e-3,
+                    "scale {scale}: {scaled:?} against {unit:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_numbers_leave_every_weight_and_accumulator_finite() {
+        let mut model = Model::new(10);
+        let mut prepared = PreparedContext::default();
+        let mut scratch = LearnBuffers::default();
+        let item = vec![hash_item_id("a")];
+        for (step, value) in [
+            1e30,
+            1e-30,
+            0.0,
+            -1e38,
+            3.0,
+            f32::MIN_POSITIVE as f64,
+            1e-45,
+        ]
+        .into_iter()
+        .cycle()
+        .take(200)
+        .enumerate()
+        {
+            let context = hashed(&[Feature::number("user", "x", value)]);
+            model.prepare_context(&context, &mut prepared);
+            model.learn(&prepared, &item, (step % 2) as f32, 0.5, &mut scratch);
+        }
+        assert!(model.weights.iter().all(|weight| weight.is_finite()));
+        assert!(model.states.iter().all(|state| {
+            state.squared_gradients.is_finite()
+                && state.squared_gradients >= 0.0
+                && state.scale.is_finite()
+                && state.scale >= 0.0
+        }));
+        // The weight, then its state: 12 bytes, as settings and the crate docs say.
+        assert_eq!(
+            std::mem::size_of::<f32>() + std::mem::size_of::<WeightState>(),
+            12
+        );
     }
 }

@@ -4,28 +4,38 @@
 //! magic "CAPSTANB" | version u32 | body | checksum u64 (of everything before it)
 //! body: settings | decisions learned u64 | 4 reward summaries (surface, personalised,
 //!       holdout, testing: count u64, mean f64, squared deviations f64)
-//!       | weights: encoding u8, then 0 = dense: 2^bits × (weight f32, accumulator f32),
-//!                                    1 = sparse: count u32, count × (index u32, weight f32, accumulator f32)
+//!       | weights: encoding u8, then 0 = dense: 2^bits × (weight f32, accumulator f32, scale f32),
+//!                                    1 = sparse: count u32, count × (index u32, weight f32,
+//!                                                accumulator f32, scale f32)
 //!       | items: count u32, count × (id length u32, id UTF-8, impressions u64,
 //!                rewarded u64, reward sum f64, first impression and graduation times:
 //!                each a presence byte and an i64)
 //! ```
 //!
+//! Version 2 added each weight's scale (the largest `|x|` it was updated with, for the
+//! normalised updates). Version 1, the same without the scales, still loads: its weights
+//! get a scale of 0, which the next update of each sets to the `|x|` it sees (Vowpal
+//! Wabbit starts every weight so), and indicator features learn exactly as before.
+//! Saving always writes version 2.
+//!
 //! A young model touches few of its weights, so it is saved sparse until that stops being
 //! smaller. Items are written sorted by id, so saving the same learner twice gives the same
 //! bytes. Loading checks everything and never panics: a checksum catches corruption, every
 //! length is checked against the bytes left before anything is allocated, and numbers
-//! that would make the learner misbehave (a weight that is not finite) are refused.
+//! that would make the learner misbehave (a weight that is not finite, a negative
+//! accumulator or scale) are refused.
 
 use std::collections::HashMap;
 
 use crate::learner::{ItemRecord, Learner};
-use crate::model::Model;
+use crate::model::{Model, WeightState};
 use crate::settings::{LearnerSettings, SettingsError};
 use crate::statistics::RunningMean;
 
 const MAGIC: &[u8; 8] = b"CAPSTANB";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The first version: no weight scales.
+const VERSION_WITHOUT_SCALES: u32 = 1;
 const DENSE: u8 = 0;
 const SPARSE: u8 = 1;
 const CHECKSUM_SEED: u64 = 0x00c0_ffee_5a1e_0001;
@@ -34,7 +44,7 @@ const CHECKSUM_SEED: u64 = 0x00c0_ffee_5a1e_0001;
 pub enum LoadError {
     #[error("not a saved Capstan bandit model")]
     NotAModel,
-    #[error("saved model format version {0} is not supported (this build reads version 1)")]
+    #[error("saved model format version {0} is not supported (this build reads versions 1 and 2)")]
     UnsupportedVersion(u32),
     #[error("saved model is truncated")]
     Truncated,
@@ -82,23 +92,29 @@ impl Learner {
 
         let model = &self.model;
         let touched: Vec<u32> = (0..model.weights.len())
-            .filter(|index| model.weights[*index] != 0.0 || model.squared_gradients[*index] != 0.0)
+            .filter(|index| {
+                model.weights[*index] != 0.0 || model.states[*index] != WeightState::default()
+            })
             .map(|index| index as u32)
             .collect();
-        // Sparse entries take 12 bytes, dense ones 8.
-        if touched.len() * 12 < model.weights.len() * 8 {
+        let write = |out: &mut Vec<u8>, weight: f32, state: &WeightState| {
+            out.extend_from_slice(&weight.to_le_bytes());
+            out.extend_from_slice(&state.squared_gradients.to_le_bytes());
+            out.extend_from_slice(&state.scale.to_le_bytes());
+        };
+        // Sparse entries take 16 bytes, dense ones 12.
+        if touched.len() * 16 < model.weights.len() * 12 {
             out.push(SPARSE);
             out.extend_from_slice(&(touched.len() as u32).to_le_bytes());
             for index in touched {
                 out.extend_from_slice(&index.to_le_bytes());
-                out.extend_from_slice(&model.weights[index as usize].to_le_bytes());
-                out.extend_from_slice(&model.squared_gradients[index as usize].to_le_bytes());
+                let index = index as usize;
+                write(&mut out, model.weights[index], &model.states[index]);
             }
         } else {
             out.push(DENSE);
-            for (weight, accumulator) in model.weights.iter().zip(&model.squared_gradients) {
-                out.extend_from_slice(&weight.to_le_bytes());
-                out.extend_from_slice(&accumulator.to_le_bytes());
+            for (weight, state) in model.weights.iter().zip(&model.states) {
+                write(&mut out, *weight, state);
             }
         }
 
@@ -132,7 +148,7 @@ impl Learner {
             bytes: &bytes[MAGIC.len()..],
         };
         let version = header.u32()?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_WITHOUT_SCALES {
             return Err(LoadError::UnsupportedVersion(version));
         }
         let Some(body_end) = bytes
@@ -174,40 +190,36 @@ impl Learner {
         }
 
         let size = 1usize << settings.hash_bits;
-        let (weights, squared_gradients) = match reader.u8()? {
+        let with_scales = version != VERSION_WITHOUT_SCALES;
+        let state_size = if with_scales { 8 } else { 4 };
+        let (weights, states) = match reader.u8()? {
             DENSE => {
-                reader.require(size, 8)?;
+                reader.require(size, 4 + state_size)?;
                 let mut weights = Vec::with_capacity(size);
-                let mut squared_gradients = Vec::with_capacity(size);
+                let mut states = Vec::with_capacity(size);
                 for _ in 0..size {
                     weights.push(reader.finite_f32("weight")?);
-                    squared_gradients.push(reader.finite_f32("weight")?);
+                    states.push(reader.weight_state(with_scales)?);
                 }
-                (weights, squared_gradients)
+                (weights, states)
             }
             SPARSE => {
                 let count = reader.u32()? as usize;
-                reader.require(count, 12)?;
+                reader.require(count, 8 + state_size)?;
                 let mut weights = vec![0.0; size];
-                let mut squared_gradients = vec![0.0; size];
+                let mut states = vec![WeightState::default(); size];
                 for _ in 0..count {
                     let index = reader.u32()? as usize;
                     if index >= size {
                         return Err(LoadError::Invalid("weight index out of range"));
                     }
                     weights[index] = reader.finite_f32("weight")?;
-                    squared_gradients[index] = reader.finite_f32("weight")?;
+                    states[index] = reader.weight_state(with_scales)?;
                 }
-                (weights, squared_gradients)
+                (weights, states)
             }
             _ => return Err(LoadError::Invalid("unknown weight encoding")),
         };
-        if squared_gradients
-            .iter()
-            .any(|accumulator| *accumulator < 0.0)
-        {
-            return Err(LoadError::Invalid("negative weight accumulator"));
-        }
 
         let item_count = reader.u32()? as usize;
         // The smallest item record is 46 bytes.
@@ -235,7 +247,7 @@ impl Learner {
 
         let mut learner = Learner::from_parts(
             settings.clone(),
-            Model::from_tables(settings.hash_bits, weights, squared_gradients),
+            Model::from_tables(settings.hash_bits, weights, states),
         );
         learner.decisions_learned = decisions_learned;
         let [surface, personalized, holdout, testing] = summaries;
@@ -310,6 +322,27 @@ impl<'a> Reader<'a> {
         } else {
             Err(LoadError::Invalid(what))
         }
+    }
+
+    /// A weight's accumulator and, unless the format predates them, its scale: finite and
+    /// not negative. Without one the scale is 0, unknown until the weight's next update.
+    fn weight_state(&mut self, with_scale: bool) -> Result<WeightState, LoadError> {
+        let squared_gradients = self.finite_f32("weight")?;
+        if squared_gradients < 0.0 {
+            return Err(LoadError::Invalid("negative weight accumulator"));
+        }
+        let scale = if with_scale {
+            self.finite_f32("weight scale")?
+        } else {
+            0.0
+        };
+        if scale < 0.0 {
+            return Err(LoadError::Invalid("negative weight scale"));
+        }
+        Ok(WeightState {
+            squared_gradients,
+            scale,
+        })
     }
 
     fn optional_i64(&mut self) -> Result<Option<i64>, LoadError> {
@@ -396,6 +429,77 @@ mod tests {
         }
     }
 
+    /// The same learner in version 1's form: the scales left out of every weight entry.
+    fn as_version_1(saved: &[u8]) -> Vec<u8> {
+        let encoding_at = MAGIC.len() + 4 + 1 + 7 * 8 + 8 + 4 * 24;
+        let mut old = saved[..encoding_at + 1].to_vec();
+        old[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&VERSION_WITHOUT_SCALES.to_le_bytes());
+        let (entries, entry_size, mut at) = match saved[encoding_at] {
+            SPARSE => {
+                let count = &saved[encoding_at + 1..encoding_at + 5];
+                old.extend_from_slice(count);
+                let count = u32::from_le_bytes(count.try_into().expect("4 bytes"));
+                (count as usize, 16, encoding_at + 5)
+            }
+            _ => (1usize << saved[MAGIC.len() + 4], 12, encoding_at + 1),
+        };
+        for _ in 0..entries {
+            old.extend_from_slice(&saved[at..at + entry_size - 4]);
+            at += entry_size;
+        }
+        old.extend_from_slice(&saved[at..]);
+        resealed(old)
+    }
+
+    #[test]
+    fn a_version_1_model_loads_and_learns_on() {
+        // 16 bits is saved sparse; 10 bits, with users of their own, dense.
+        for (hash_bits, users, encoding) in [(16, 0, SPARSE), (10, 1_000, DENSE)] {
+            let mut learner = trained(hash_bits, 1_000);
+            for user in 0..users {
+                let context = crate::features::Features(vec![crate::features::Feature::text(
+                    "user",
+                    "id",
+                    user.to_string(),
+                )]);
+                learner
+                    .learn(
+                        &context,
+                        &candidates(),
+                        user % 4,
+                        0.5,
+                        1.0,
+                        crate::learner::Policy::Personalized,
+                    )
+                    .expect("valid");
+            }
+            let saved = learner.save();
+            assert_eq!(saved[MAGIC.len() + 4 + 1 + 7 * 8 + 8 + 4 * 24], encoding);
+            let old = Learner::load(&as_version_1(&saved)).expect("version 1 loads");
+            assert!(old.model.states.iter().all(|state| state.scale == 0.0));
+            assert_eq!(old.model.weights, learner.model.weights);
+            assert_eq!(old.item_stats(), learner.item_stats());
+            assert_eq!(old.decisions_learned(), learner.decisions_learned());
+            let mut world = World::new(5);
+            for seed in 0..100 {
+                let (_, context) = world.next_context();
+                assert_eq!(
+                    old.rank(&context, &candidates(), seed),
+                    learner.rank(&context, &candidates(), seed)
+                );
+            }
+            // It learns on, and saves as version 2.
+            let mut old = old;
+            for step in 0..200 {
+                world.step(&mut old, &candidates(), step);
+            }
+            let saved = old.save();
+            assert_eq!(saved[MAGIC.len()..MAGIC.len() + 4], VERSION.to_le_bytes());
+            assert!(old.model.states.iter().any(|state| state.scale > 0.0));
+            assert!(Learner::load(&saved).is_ok());
+        }
+    }
+
     #[test]
     fn load_refuses_garbage_without_panicking() {
         let saved = trained(10, 300).save();
@@ -426,12 +530,21 @@ mod tests {
             bytes.splice(0..0, MAGIC.iter().copied().chain(VERSION.to_le_bytes()));
             assert!(Learner::load(&bytes).is_err());
         }
-        let mut other_version = saved.clone();
-        other_version[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&2u32.to_le_bytes());
-        assert_eq!(
-            Learner::load(&other_version).err(),
-            Some(LoadError::UnsupportedVersion(2))
-        );
+        // Versions yet to come, and none.
+        for version in [0u32, 3] {
+            let mut other_version = saved.clone();
+            other_version[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&version.to_le_bytes());
+            assert_eq!(
+                Learner::load(&other_version).err(),
+                Some(LoadError::UnsupportedVersion(version))
+            );
+        }
+        // Version 2's bytes labelled version 1 are refused (no panic): the weights no
+        // longer line up with the items.
+        let mut relabelled = saved.clone();
+        relabelled[MAGIC.len()..MAGIC.len() + 4]
+            .copy_from_slice(&VERSION_WITHOUT_SCALES.to_le_bytes());
+        assert!(Learner::load(&resealed(relabelled)).is_err());
     }
 
     /// Rewrites the checksum, so the checks behind it are reached.
@@ -467,6 +580,30 @@ mod tests {
                 ..
             }))
         ));
+
+        // A negative accumulator or scale in a sparse entry (index u32, weight,
+        // accumulator, scale, after the encoding byte and the count).
+        let sparse = trained(16, 300).save();
+        let encoding_at = settings_start + 1 + 7 * 8 + 8 + 4 * 24;
+        assert_eq!(sparse[encoding_at], SPARSE);
+        let entry = encoding_at + 1 + 4;
+        for (offset, message) in [
+            (8, "negative weight accumulator"),
+            (12, "negative weight scale"),
+        ] {
+            let mut negative = sparse.clone();
+            negative[entry + offset..entry + offset + 4].copy_from_slice(&(-1.0f32).to_le_bytes());
+            assert_eq!(
+                Learner::load(&resealed(negative)).err(),
+                Some(LoadError::Invalid(message))
+            );
+        }
+        let mut infinite_scale = sparse.clone();
+        infinite_scale[entry + 12..entry + 16].copy_from_slice(&f32::INFINITY.to_le_bytes());
+        assert_eq!(
+            Learner::load(&resealed(infinite_scale)).err(),
+            Some(LoadError::Invalid("weight scale"))
+        );
 
         // A forged item count asks for more than is there: refused before allocating.
         let mut learner = trained(10, 0);

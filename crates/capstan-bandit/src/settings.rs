@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LearnerSettings {
-    /// The weight table has `2^hash_bits` entries (each a weight and its AdaGrad
-    /// accumulator, 8 bytes), whatever the number of users, items or features: hashing
-    /// bounds memory, collisions are the price. 10 to 26; 20 (8 MiB) by default.
+    /// The weight table has `2^hash_bits` entries, whatever the number of users, items or
+    /// features: hashing bounds memory, collisions are the price. Each entry is 12 bytes
+    /// (the weight, its AdaGrad accumulator and its scale, the largest `|x|` it has seen,
+    /// for the normalised updates), so 10 to 26 bits take 12 KiB to 768 MiB; 20 (12 MiB)
+    /// by default.
     pub hash_bits: u8,
     /// AdaGrad's base learning rate. Positive; 0.5 by default, as Vowpal Wabbit's.
     pub learning_rate: f64,

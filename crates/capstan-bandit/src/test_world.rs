@@ -1,5 +1,10 @@
 //! A small simulated world for the tests: users of two tastes and items whose click rate
 //! depends on the taste, so only a personalised policy can do well.
+//!
+//! Its raw variant ([`World::raw`], [`raw_candidates`]) adds numbers as applications send
+//! them, unscaled and of very different scales: the user's age (18 to 80), each item's
+//! length (5 to 45) and price (0.99 to 199). They do not change the click rates: a learner
+//! robust to feature scale learns the raw world as well as the plain one.
 
 use crate::features::{Candidate, Feature, Features};
 use crate::learner::{Learner, Ranking};
@@ -34,6 +39,41 @@ pub(crate) fn candidate(id: &str, topic: &str) -> Candidate {
     }
 }
 
+/// (id, length, price) of the raw world's items, as in [`ITEMS`].
+pub(crate) const RAW_NUMBERS: [(&str, f64, f64); 4] = [
+    ("football", 45.0, 199.0),
+    ("tennis", 5.0, 0.99),
+    ("politics", 20.0, 49.5),
+    ("economy", 12.0, 9.99),
+];
+
+/// The context of the raw world: [`context`] and the user's age, unscaled.
+pub(crate) fn raw_context(taste: &str, device: &str, age: f64) -> Features {
+    let mut features = context(taste, device);
+    features.0.push(Feature::number("user", "age", age));
+    features
+}
+
+/// The candidates of the raw world: [`candidates`] with their length and price, unscaled.
+pub(crate) fn raw_candidates() -> Vec<Candidate> {
+    RAW_NUMBERS
+        .iter()
+        .zip(candidates())
+        .map(|((id, length, price), mut candidate)| {
+            assert_eq!(*id, candidate.id);
+            candidate
+                .features
+                .0
+                .push(Feature::number("item", "length", *length));
+            candidate
+                .features
+                .0
+                .push(Feature::number("item", "price", *price));
+            candidate
+        })
+        .collect()
+}
+
 pub(crate) fn candidates() -> Vec<Candidate> {
     ITEMS
         .iter()
@@ -63,19 +103,35 @@ pub(crate) fn best_item(taste: &str) -> &'static str {
 /// The world's random draws: tastes, devices and clicks.
 pub(crate) struct World {
     pub(crate) random: SplitMix64,
+    /// Contexts carry the user's raw age (see [`raw_context`]).
+    raw: bool,
 }
 
 impl World {
     pub(crate) fn new(seed: u64) -> World {
         World {
             random: SplitMix64::new(seed),
+            raw: false,
+        }
+    }
+
+    /// The raw world: contexts carry an age of 18 to 80.
+    pub(crate) fn raw(seed: u64) -> World {
+        World {
+            random: SplitMix64::new(seed),
+            raw: true,
         }
     }
 
     pub(crate) fn next_context(&mut self) -> (&'static str, Features) {
         let taste = TASTES[(self.random.next_u64() % 2) as usize];
         let device = ["phone", "desktop", "tablet"][(self.random.next_u64() % 3) as usize];
-        (taste, context(taste, device))
+        if self.raw {
+            let age = 18 + self.random.next_u64() % 63;
+            (taste, raw_context(taste, device, age as f64))
+        } else {
+            (taste, context(taste, device))
+        }
     }
 
     pub(crate) fn click(&mut self, rate: f64) -> f64 {

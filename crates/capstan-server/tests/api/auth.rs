@@ -218,6 +218,18 @@ fn routes(
             "viewer",
         ),
         (
+            Method::GET,
+            format!("{surfaces}/auth-s/decisions"),
+            None,
+            "viewer",
+        ),
+        (
+            Method::GET,
+            format!("{surfaces}/auth-s/model"),
+            None,
+            "viewer",
+        ),
+        (
             Method::POST,
             format!("{surfaces}/auth-s/items"),
             Some(json!({ "items": [] })),
@@ -313,6 +325,25 @@ async fn every_management_route_checks_the_role() {
             )
             .await;
         assert_eq!(ranked["eventId"], "auth-event", "{ranked}");
+        // One decision learned from, so the surface has a saved model to read.
+        let (_, learned) = app
+            .request(
+                Method::POST,
+                "/api/v1/placements/auth-s/rank",
+                Some(&placement),
+                Some(json!({ "context": {} })),
+            )
+            .await;
+        let event = learned["eventId"].as_str().unwrap();
+        app.request(
+            Method::POST,
+            &format!("/api/v1/placements/events/{event}/reward"),
+            Some(&placement),
+            Some(json!({ "value": 1 })),
+        )
+        .await;
+        let mut learning = capstan_server::placements::driver::PlacementDriver::new(60_000, 0);
+        assert_eq!(learning.tick(app.state()).await.unwrap().saved, 1);
         let tokens = [
             ("admin", ADMIN_TOKEN.to_owned()),
             ("placement", placement),

@@ -55,9 +55,9 @@ async fn reward(app: &TestApp, token: &str, event: &str, value: Value) -> (Statu
 
 fn three_items() -> Value {
     json!([
-        {"id": "sleep-story", "features": {"content": {"category": "sleep", "length": 0.2}}},
-        {"id": "focus-music", "features": {"content": {"category": "focus", "length": 0.45}}},
-        {"id": "calm-breath", "features": {"content": {"category": "calm", "length": 0.05}}}
+        {"id": "sleep-story", "features": {"content": {"category": "sleep", "length": 20}}},
+        {"id": "focus-music", "features": {"content": {"category": "focus", "length": 45}}},
+        {"id": "calm-breath", "features": {"content": {"category": "calm", "length": 5}}}
     ])
 }
 
