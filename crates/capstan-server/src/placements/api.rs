@@ -722,13 +722,21 @@ async fn decisions(
             let (time, event) = cursor
                 .split_once(':')
                 .and_then(|(time, event)| Some((time.parse::<i64>().ok()?, event.to_owned())))
-                .ok_or_else(|| ApiError::field("after", "expected the `next` cursor of a previous page"))?;
+                .ok_or_else(|| {
+                    ApiError::field("after", "expected the `next` cursor of a previous page")
+                })?;
             Some((time, event))
         }
     };
-    let page = state.store.list_decisions(&project, &surface, after, limit).await?;
+    let page = state
+        .store
+        .list_decisions(&project, &surface, after, limit)
+        .await?;
     let next = (page.len() as i64 == limit)
-        .then(|| page.last().map(|last| format!("{}:{}", last.created_at, last.event_id)))
+        .then(|| {
+            page.last()
+                .map(|last| format!("{}:{}", last.created_at, last.event_id))
+        })
         .flatten();
     let decisions: Vec<Value> = page
         .iter()
@@ -769,14 +777,24 @@ async fn model(
     let project = project_key(&principal, &project)?;
     let surface = surface_key(&surface)?;
     state.store.surface(&project, &surface).await?;
-    let (bytes, version) = state.store.load_model(&project, &surface).await?.ok_or_else(|| ApiError::NotFound {
-        kind: "model of surface",
-        key: surface.to_string(),
-    })?;
+    let (bytes, version) = state
+        .store
+        .load_model(&project, &surface)
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            kind: "model of surface",
+            key: surface.to_string(),
+        })?;
     Ok((
         [
-            (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            (axum::http::HeaderName::from_static("x-capstan-model-version"), version.to_string()),
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_owned(),
+            ),
+            (
+                axum::http::HeaderName::from_static("x-capstan-model-version"),
+                version.to_string(),
+            ),
         ],
         bytes,
     )
