@@ -35,6 +35,10 @@
 //!
 //! For indicator features (value 1) the scale is 1 and the update is plain AdaGrad with
 //! the invariant step, divided by the number of active features.
+//!
+//! The learning rate [`Model::learn`] takes is in the units of the reward: the learner
+//! multiplies its setting by the scale of the surface's rewards (`reward_scale` in
+//! `learner.rs`), since AdaGrad's steps do not shrink with the size of the errors.
 
 use crate::features::HashedFeature;
 

@@ -12,7 +12,9 @@ pub struct LearnerSettings {
     /// for the normalised updates), so 10 to 26 bits take 12 KiB to 768 MiB; 20 (12 MiB)
     /// by default.
     pub hash_bits: u8,
-    /// AdaGrad's base learning rate. Positive; 0.5 by default, as Vowpal Wabbit's.
+    /// AdaGrad's base learning rate, in units of the surface's reward scale (the root
+    /// mean square of the rewards learned so far): multiplying every reward by a constant
+    /// changes no ranking. Positive; 0.5 by default, as Vowpal Wabbit's.
     pub learning_rate: f64,
     /// The most probability SquareCB may give to items other than the greedy one, 0 to 1.
     /// 0.2 by default. Content testing and the holdout come on top of it.
