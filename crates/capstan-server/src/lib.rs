@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod background;
 pub mod changes;
 pub mod clock;
 pub mod config;
@@ -311,7 +312,8 @@ pub async fn start(config: &ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
     }
     let stopped = state.shutdown.subscribe();
     if config.scheduler_interval_ms > 0 {
-        tokio::spawn(scheduler::run(
+        tokio::spawn(background::every(
+            scheduler::Scheduler,
             state.clone(),
             Duration::from_millis(config.scheduler_interval_ms),
             state.shutdown.subscribe(),
@@ -323,16 +325,16 @@ pub async fn start(config: &ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         let lease_ttl_ms = (config.rollout_interval_ms as i64)
             .saturating_mul(10)
             .max(5_000);
-        tokio::spawn(rollouts::driver::run(
+        tokio::spawn(background::every(
+            rollouts::driver::RolloutDriver::new(lease_ttl_ms),
             state.clone(),
             interval,
-            lease_ttl_ms,
             state.shutdown.subscribe(),
         ));
-        tokio::spawn(webhooks::run(
+        tokio::spawn(background::every(
+            webhooks::Deliverer::new(lease_ttl_ms),
             state.clone(),
             interval,
-            lease_ttl_ms,
             state.shutdown.subscribe(),
         ));
     }
@@ -340,10 +342,11 @@ pub async fn start(config: &ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         let lease_ttl_ms = (config.placement_interval_ms as i64)
             .saturating_mul(20)
             .max(5_000);
-        tokio::spawn(placements::driver::run(
+        // A learning replica saves its models at most every two seconds.
+        tokio::spawn(background::every(
+            placements::driver::PlacementDriver::new(lease_ttl_ms, 2_000),
             state.clone(),
             Duration::from_millis(config.placement_interval_ms),
-            lease_ttl_ms,
             state.shutdown.subscribe(),
         ));
     }

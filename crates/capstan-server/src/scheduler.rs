@@ -80,22 +80,13 @@ async fn carry_out(state: &AppState, schedule: &ScheduleRecord) -> Result<(), Ap
 }
 
 /// Runs [`tick`] every `interval` until `shutdown` resolves.
-pub async fn run(
-    state: AppState,
-    interval: std::time::Duration,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut shutdown = shutdown;
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {
-                if let Err(error) = tick(&state).await {
-                    tracing::warn!(error = %error, "scheduler pass failed");
-                }
-            }
-            _ = shutdown.changed() => return,
-        }
+/// The scheduler as a background controller.
+pub struct Scheduler;
+
+impl crate::background::Controller for Scheduler {
+    const WHAT: &'static str = "scheduler pass";
+
+    async fn pass(&mut self, state: &AppState) -> Result<(), ApiError> {
+        tick(state).await.map(|_| ())
     }
 }

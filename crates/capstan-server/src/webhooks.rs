@@ -362,24 +362,11 @@ impl Deliverer {
 }
 
 /// Runs the deliverer on an interval until shutdown.
-pub async fn run(
-    state: AppState,
-    interval: Duration,
-    lease_ttl_ms: i64,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let deliverer = Deliverer::new(lease_ttl_ms);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {
-                if let Err(error) = deliverer.tick(&state).await {
-                    tracing::warn!(error = %error, "webhook delivery failed");
-                }
-            }
-            _ = shutdown.changed() => break,
-        }
+impl crate::background::Controller for Deliverer {
+    const WHAT: &'static str = "webhook delivery";
+
+    async fn pass(&mut self, state: &AppState) -> Result<(), ApiError> {
+        self.tick(state).await.map(|_| ())
     }
 }
 

@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use capstan_bandit::Candidate;
 use capstan_model::{ProjectKey, SurfaceKey};
@@ -205,24 +204,10 @@ fn parse_decision(
 }
 
 /// Runs the learning loop on an interval until shutdown.
-pub async fn run(
-    state: AppState,
-    interval: Duration,
-    lease_ttl_ms: i64,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    // A learning replica saves its models at most every two seconds.
-    let mut driver = PlacementDriver::new(lease_ttl_ms, 2_000);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {
-                if let Err(error) = driver.tick(&state).await {
-                    tracing::warn!(error = %error, "placement learning tick failed");
-                }
-            }
-            _ = shutdown.changed() => break,
-        }
+impl crate::background::Controller for PlacementDriver {
+    const WHAT: &'static str = "placement learning tick";
+
+    async fn pass(&mut self, state: &AppState) -> Result<(), ApiError> {
+        self.tick(state).await.map(|_| ())
     }
 }

@@ -7,7 +7,6 @@
 //! rollout's raw events, which retention keeps for as long as a rollout is active.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use capstan_judge::{Action, Observation, RolloutAggregate, Status, decide};
 use capstan_store::{EventKind, RolloutBucketRecord, RolloutFilter};
@@ -298,23 +297,10 @@ async fn drive(
 }
 
 /// Runs the driver on an interval until shutdown.
-pub async fn run(
-    state: AppState,
-    interval: Duration,
-    lease_ttl_ms: i64,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut driver = RolloutDriver::new(lease_ttl_ms);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => {
-                if let Err(error) = driver.tick(&state).await {
-                    tracing::warn!(error = %error, "rollout driver tick failed");
-                }
-            }
-            _ = shutdown.changed() => break,
-        }
+impl crate::background::Controller for RolloutDriver {
+    const WHAT: &'static str = "rollout driver tick";
+
+    async fn pass(&mut self, state: &AppState) -> Result<(), ApiError> {
+        self.tick(state).await.map(|_| ())
     }
 }
