@@ -21,12 +21,7 @@ async fn health_readiness_and_metrics() {
             let (status, _) = app.ofrep("metered", &sdk, json!({})).await;
             assert_eq!(status, StatusCode::OK);
         }
-        let metrics = app
-            .raw(Method::GET, "/metrics", None, None, &[])
-            .await
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics().await;
         assert!(
             metrics.contains(
                 "capstan_flag_evaluations_total{project=\"default\",environment=\"production\",flag=\"metered\",reason=\"STATIC\"} 3"
@@ -170,12 +165,7 @@ async fn readiness_fails_when_the_store_goes_away() {
         let (status, body) = app.request(Method::GET, "/readyz", None, None).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert_eq!(body["status"], "unavailable");
-        let metrics = app
-            .raw(Method::GET, "/metrics", None, None, &[])
-            .await
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics().await;
         let errors: u64 = metrics
             .lines()
             .find_map(|line| line.strip_prefix("capstan_store_errors_total "))

@@ -171,6 +171,15 @@ impl TestApp {
             .to_owned()
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub(crate) async fn metrics(&self) -> String {
+        self.raw(Method::GET, "/metrics", None, None, &[])
+            .await
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub(crate) async fn ofrep(
         &self,
         key: &str,

@@ -14,6 +14,16 @@ use crate::helpers::TestApp;
 
 const ROLLOUTS: &str = "/api/v1/projects/default/rollouts";
 
+/// A bad treatment: it fails a third of its requests; the control one in a hundred.
+fn bad_treatment(variant: &str, unit: usize, request: usize) -> bool {
+    let n = unit * 4 + request;
+    if variant == "on" {
+        n.is_multiple_of(3)
+    } else {
+        n.is_multiple_of(100)
+    }
+}
+
 /// A boolean flag `checkout`, enabled in production, serving `off`.
 async fn enabled_flag(app: &TestApp) {
     app.create_flag(json!({ "key": "checkout", "defaultVariant": "off" }))
@@ -261,16 +271,7 @@ async fn a_bad_treatment_is_reverted_with_evidence_audit_and_signed_webhooks() {
         .await;
         let id = rollout["id"].as_i64().unwrap();
         let sdk = app.token("sdk", Some("production")).await;
-        // The treatment fails a third of requests; the control one in a hundred.
-        let (control, treatment) = traffic(&app, &sdk, 0..400, |variant, unit, request| {
-            let n = unit * 4 + request;
-            if variant == "on" {
-                n % 3 == 0
-            } else {
-                n % 100 == 0
-            }
-        })
-        .await;
+        let (control, treatment) = traffic(&app, &sdk, 0..400, bad_treatment).await;
         assert!(control > 100 && treatment > 100, "{control} / {treatment}");
         let mut driver = RolloutDriver::new(10_000);
         let report = driver.tick(app.state()).await.unwrap();
@@ -280,12 +281,7 @@ async fn a_bad_treatment_is_reverted_with_evidence_audit_and_signed_webhooks() {
             vec![(id, "Revert".to_owned())],
             "{report:?}"
         );
-        let metrics = app
-            .raw(Method::GET, "/metrics", None, None, &[])
-            .await
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics().await;
         for line in [
             "capstan_rollout_driver_leader 1",
             "capstan_rollouts_active 1",
@@ -664,14 +660,7 @@ async fn a_rollout_survives_a_restart_and_one_replica_drives_it() {
         let id = rollout["id"].as_i64().unwrap();
         let sdk = app.token("sdk", Some("production")).await;
         // Half the traffic arrives while the first driver leads; it holds.
-        let bad = |variant: &str, unit: usize, request: usize| {
-            let n = unit * 4 + request;
-            if variant == "on" {
-                n.is_multiple_of(3)
-            } else {
-                n.is_multiple_of(100)
-            }
-        };
+        let bad = bad_treatment;
         traffic(&app, &sdk, 0..30, bad).await;
         let mut first = RolloutDriver::new(10_000);
         let mut second = RolloutDriver::new(10_000);
@@ -727,15 +716,7 @@ async fn a_notify_guardrail_tells_people_and_the_rollout_carries_on() {
         .await;
         let id = rollout["id"].as_i64().unwrap();
         let sdk = app.token("sdk", Some("production")).await;
-        traffic(&app, &sdk, 0..400, |variant, unit, request| {
-            let n = unit * 4 + request;
-            if variant == "on" {
-                n % 3 == 0
-            } else {
-                n % 100 == 0
-            }
-        })
-        .await;
+        traffic(&app, &sdk, 0..400, bad_treatment).await;
         let mut driver = RolloutDriver::new(10_000);
         let report = driver.tick(app.state()).await.unwrap();
         assert_eq!(
@@ -886,12 +867,7 @@ async fn a_failed_delivery_is_retried_with_backoff() {
         assert_eq!(deliverer.tick(app.state()).await.unwrap(), 1);
         let (_, listed) = app.admin(Method::GET, &deliveries, None).await;
         assert_eq!(listed["deliveries"][0]["status"], "delivered");
-        let metrics = app
-            .raw(Method::GET, "/metrics", None, None, &[])
-            .await
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics().await;
         for line in [
             "capstan_webhook_attempts_total{outcome=\"delivered\"} 1",
             "capstan_webhook_attempts_total{outcome=\"retry\"} 1",
