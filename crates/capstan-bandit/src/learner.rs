@@ -11,7 +11,10 @@
 //!   all of them to the same item. Testing decisions are at most the budget of all
 //!   decisions, and while `k` candidates are under test each gets `budget / k` of the
 //!   decisions it is a candidate in, plus whatever it wins on merit.
-//! - **Personalized** (the rest): SquareCB over the model's predicted rewards.
+//! - **Personalized** (the rest): SquareCB over the model's predicted rewards, each plus
+//!   one standard error of the item's own mean (see [`uncertainty_bonus`]), so a new item
+//!   is tried on merit as soon as it comes rather than after its id has been learned from
+//!   exploration alone.
 //!
 //! The probabilities a [`Ranking`] reports are the marginal probabilities of each
 //! candidate being shown under that mixture, not the arm's own, so a log of decisions
@@ -299,11 +302,15 @@ impl Learner {
         let mut global_means = Vec::with_capacity(count);
         let mut under_test = Vec::new();
         let prior_mean = self.surface_rewards.mean;
+        let spread = self.surface_rewards.variance().max(0.0).sqrt();
         for (index, candidate) in candidates.iter().enumerate() {
             hash_features(&candidate.features, &mut item);
             item.push(hash_item_id(&candidate.id));
-            scores.push(self.model.score(&prepared, &item));
             let record = self.items.get(&candidate.id);
+            let rewarded = record.map_or(0, |record| record.rewarded);
+            let score =
+                f64::from(self.model.score(&prepared, &item)) + uncertainty_bonus(spread, rewarded);
+            scores.push(score.clamp(f64::from(f32::MIN), f64::from(f32::MAX)) as f32);
             let (impressions, mean) = match record {
                 Some(record) => (
                     record.impressions,
@@ -517,6 +524,25 @@ pub(crate) fn reward_scale(rewards: &RunningMean) -> f64 {
         rewards.squared_deviations / rewards.count as f64 + rewards.mean * rewards.mean;
     let scale = mean_square.max(0.0).sqrt();
     if scale.is_finite() { scale } else { f64::MAX }
+}
+
+/// The optimism a decision adds to an item's predicted reward: one standard error of the
+/// item's own mean reward, `σ / √(n + 1)` for `n` rewards learned with it shown and `σ`
+/// the standard deviation of the surface's rewards.
+///
+/// The model learns an item's own bias (its id and its id × context crosses) only from
+/// the decisions that show it, so a new item's prediction is its features' average, below
+/// the incumbents whose ids have learned their lead; SquareCB's exploration then gave it
+/// a percent or two of the decisions, and a good new item took thousands of decisions to
+/// win its share. With the bonus a new item is ranked as if one standard error better
+/// than predicted: it is shown, learned, and loses the bonus as its rewards come in (a
+/// dud after a few dozen), while an item with thousands of rewards keeps a bonus of a
+/// couple of percent of `σ`, too small to change a ranking. In the units of the rewards,
+/// so multiplying every reward by a constant still changes no ranking; 0 until the
+/// surface's rewards vary. Only decisions use it: [`Learner::predict`] is the model's
+/// own prediction.
+pub(crate) fn uncertainty_bonus(spread: f64, rewarded: u64) -> f64 {
+    spread / (rewarded as f64 + 1.0).sqrt()
 }
 
 /// SquareCB (Foster and Rakhlin, 2020) over predicted rewards: each non-greedy item gets
