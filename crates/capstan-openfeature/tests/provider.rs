@@ -32,6 +32,7 @@ impl TestServer {
     async fn start(backend: &TestBackend) -> TestServer {
         let database = TestDatabase::new(backend).await;
         let config = ServeConfig {
+            config: None,
             listen: "127.0.0.1:0".to_owned(),
             database: database.url.clone(),
             bootstrap_token: Some(ADMIN_TOKEN.to_owned().into()),

@@ -1,9 +1,15 @@
-//! The server's configuration: one struct, from flags or `CAPSTAN_*` environment variables.
+//! The server's configuration: one struct, from flags, `CAPSTAN_*` environment variables
+//! or a TOML file (`--config`), in that order of precedence.
 
 use secrecy::SecretString;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeConfig {
+    /// A TOML file of these settings, keyed by their long names (`listen = "0.0.0.0:8470"`,
+    /// `rate_limit_per_second = 500`); a flag or `CAPSTAN_*` variable overrides it.
+    #[arg(long, env = "CAPSTAN_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+
     /// Address to listen on.
     #[arg(long, env = "CAPSTAN_LISTEN", default_value = "127.0.0.1:8470")]
     pub listen: String,
@@ -57,4 +63,54 @@ pub struct ServeConfig {
 
 fn parse_secret(text: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(text.to_owned()))
+}
+
+/// The settings a `--config` file gives that neither a flag nor a variable gave, as
+/// command-line arguments (`--name value`) to parse after the ones given. `given` is
+/// the `serve` command's parsed arguments.
+pub fn file_arguments(
+    path: &std::path::Path,
+    given: &clap::ArgMatches,
+) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("failed to read config file {}: {error}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|error| format!("config file {} is not valid TOML: {error}", path.display()))?;
+    let known = <ServeConfig as clap::Args>::augment_args(clap::Command::new("serve"));
+    let mut arguments = Vec::new();
+    for (key, value) in table {
+        let id = key.replace('-', "_");
+        let Some(argument) = known
+            .get_arguments()
+            .find(|argument| argument.get_id() == id.as_str() && id != "config")
+        else {
+            return Err(format!(
+                "config file {}: unknown setting {key:?}",
+                path.display()
+            ));
+        };
+        let text = match value {
+            toml::Value::String(text) => text,
+            toml::Value::Integer(number) => number.to_string(),
+            toml::Value::Float(number) => number.to_string(),
+            toml::Value::Boolean(flag) => flag.to_string(),
+            _ => {
+                return Err(format!(
+                    "config file {}: {key} must be a string, number or boolean",
+                    path.display()
+                ));
+            }
+        };
+        let from_file = matches!(
+            given.value_source(&id),
+            None | Some(clap::parser::ValueSource::DefaultValue)
+        );
+        if from_file {
+            let long = argument.get_long().unwrap_or(id.as_str()).to_owned();
+            arguments.push(format!("--{long}"));
+            arguments.push(text);
+        }
+    }
+    Ok(arguments)
 }

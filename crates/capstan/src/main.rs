@@ -16,7 +16,13 @@ use clap::Parser;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,6 +46,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Parses the command line; for `serve --config FILE`, the file's settings fill in what
+/// no flag or variable gave.
+fn parse() -> Result<Cli, String> {
+    use clap::{CommandFactory, FromArgMatches};
+    let arguments: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = Cli::command().get_matches_from(&arguments);
+    let cli = Cli::from_arg_matches(&matches).map_err(|error| error.to_string())?;
+    let (Command::Serve(config), Some(serve)) = (&cli.command, matches.subcommand_matches("serve"))
+    else {
+        return Ok(cli);
+    };
+    let Some(path) = &config.config else {
+        return Ok(cli);
+    };
+    let extra = capstan_server::config::file_arguments(path, serve)?;
+    if extra.is_empty() {
+        return Ok(cli);
+    }
+    let mut all = arguments;
+    all.extend(extra.into_iter().map(std::ffi::OsString::from));
+    Cli::try_parse_from(all).map_err(|error| error.to_string())
 }
 
 async fn serve(config: capstan_server::ServeConfig) -> anyhow::Result<()> {

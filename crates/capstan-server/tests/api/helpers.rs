@@ -32,6 +32,7 @@ pub(crate) const START_MS: i64 = 1_795_000_000_000;
 
 pub(crate) fn config(database: &str, options: &Options) -> ServeConfig {
     ServeConfig {
+        config: None,
         listen: "127.0.0.1:0".to_owned(),
         database: database.to_owned(),
         bootstrap_token: Some(ADMIN_TOKEN.to_owned().into()),

@@ -3,6 +3,7 @@
 
 mod process;
 
+mod config_file;
 mod crash;
 mod placement;
 mod quick_start;

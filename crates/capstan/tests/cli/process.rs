@@ -21,8 +21,15 @@ impl ServerProcess {
 
     /// Starts with extra `capstan serve` options.
     pub(crate) fn start_with(database: &str, listen: &str, options: &[&str]) -> ServerProcess {
+        let mut arguments = vec!["--listen", listen, "--database", database];
+        arguments.extend_from_slice(options);
+        ServerProcess::serve(&arguments)
+    }
+
+    /// `capstan serve` with exactly these options.
+    pub(crate) fn serve(options: &[&str]) -> ServerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_capstan"))
-            .args(["serve", "--listen", listen, "--database", database])
+            .arg("serve")
             .args(options)
             .env("CAPSTAN_BOOTSTRAP_TOKEN", ADMIN_TOKEN)
             .env("CAPSTAN_LOG", "warn")
