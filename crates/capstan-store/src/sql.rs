@@ -1541,16 +1541,9 @@ impl Store for SqlStore {
     }
 
     async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<DeliveryRecord>> {
-        let columns = WEBHOOK_COLUMNS
-            .split(", ")
-            .map(|column| format!("w.{column}"))
-            .collect::<Vec<_>>()
-            .join(", ");
         let rows = sqlx::query(&format!(
-            "SELECT d.id AS delivery_id, d.event, d.body, d.attempts, d.next_attempt_at, d.status, \
-             d.last_error, d.created_at AS delivery_created_at, {columns} \
-             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.status = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.id LIMIT $2"
+            "{} WHERE d.status = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.id LIMIT $2",
+            delivery_select()
         ))
         .bind(now)
         .bind(limit)
@@ -1560,16 +1553,9 @@ impl Store for SqlStore {
     }
 
     async fn list_deliveries(&self, webhook_id: &str) -> Result<Vec<DeliveryRecord>> {
-        let columns = WEBHOOK_COLUMNS
-            .split(", ")
-            .map(|column| format!("w.{column}"))
-            .collect::<Vec<_>>()
-            .join(", ");
         let rows = sqlx::query(&format!(
-            "SELECT d.id AS delivery_id, d.event, d.body, d.attempts, d.next_attempt_at, d.status, \
-             d.last_error, d.created_at AS delivery_created_at, {columns} \
-             FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-             WHERE d.webhook_id = $1 ORDER BY d.id"
+            "{} WHERE d.webhook_id = $1 ORDER BY d.id",
+            delivery_select()
         ))
         .bind(webhook_id)
         .fetch_all(&self.pool)
@@ -1905,6 +1891,20 @@ impl Store for SqlStore {
         .await?;
         rows.iter().map(decision_from_row).collect()
     }
+}
+
+/// Deliveries joined with their webhook, as `delivery_from_row` reads them.
+fn delivery_select() -> String {
+    let columns = WEBHOOK_COLUMNS
+        .split(", ")
+        .map(|column| format!("w.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT d.id AS delivery_id, d.event, d.body, d.attempts, d.next_attempt_at, d.status, \
+         d.last_error, d.created_at AS delivery_created_at, {columns} \
+         FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id"
+    )
 }
 
 fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord> {
