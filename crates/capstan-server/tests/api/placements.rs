@@ -53,6 +53,27 @@ async fn reward(app: &TestApp, token: &str, event: &str, value: Value) -> (Statu
     .await
 }
 
+/// `count` decisions for contexts `{"user": {"n": 0..count}}`, each rewarded `value`.
+async fn rewarded_decisions(app: &TestApp, token: &str, count: usize, value: f64) {
+    for round in 0..count {
+        let (_, ranked) = rank(
+            app,
+            token,
+            "home_hero",
+            json!({ "context": { "user": { "n": round } } }),
+        )
+        .await;
+        let (code, body) = reward(
+            app,
+            token,
+            ranked["eventId"].as_str().unwrap(),
+            json!(value),
+        )
+        .await;
+        assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    }
+}
+
 fn three_items() -> Value {
     json!([
         {"id": "sleep-story", "features": {"content": {"category": "sleep", "length": 20}}},
@@ -473,22 +494,7 @@ async fn one_replica_learns_at_a_time_and_another_takes_over() {
         let token = app.token("placement", None).await;
         let mut first = PlacementDriver::new(10_000, 0);
         let mut second = PlacementDriver::new(10_000, 0);
-        for round in 0..20 {
-            let (_, ranked) = rank(
-                &app,
-                &token,
-                "home_hero",
-                json!({ "context": { "user": { "n": round } } }),
-            )
-            .await;
-            reward(
-                &app,
-                &token,
-                ranked["eventId"].as_str().unwrap(),
-                json!(1.0),
-            )
-            .await;
-        }
+        rewarded_decisions(&app, &token, 20, 1.0).await;
         let report = first.tick(app.state()).await.unwrap();
         assert_eq!(
             (report.leading, report.learned, report.saved),
@@ -496,22 +502,7 @@ async fn one_replica_learns_at_a_time_and_another_takes_over() {
             "{report:?}"
         );
         assert!(!second.tick(app.state()).await.unwrap().leading);
-        for round in 0..10 {
-            let (_, ranked) = rank(
-                &app,
-                &token,
-                "home_hero",
-                json!({ "context": { "user": { "n": round } } }),
-            )
-            .await;
-            reward(
-                &app,
-                &token,
-                ranked["eventId"].as_str().unwrap(),
-                json!(0.5),
-            )
-            .await;
-        }
+        rewarded_decisions(&app, &token, 10, 0.5).await;
         // The first learner stops; once its lease expires the second learns what is left,
         // and nothing twice.
         drop(first);
@@ -538,26 +529,11 @@ async fn a_settings_change_while_learning_loses_no_decision() {
         surface(&app, "home_hero", json!({ "rewardWindowSeconds": 1 })).await;
         items(&app, "home_hero", three_items()).await;
         let token = app.token("placement", None).await;
-        let decide = |count: usize| {
-            let (app, token) = (&app, &token);
-            async move {
-                for round in 0..count {
-                    let (_, ranked) = rank(
-                        app,
-                        token,
-                        "home_hero",
-                        json!({ "context": { "user": { "n": round } } }),
-                    )
-                    .await;
-                    reward(app, token, ranked["eventId"].as_str().unwrap(), json!(1.0)).await;
-                }
-            }
-        };
         // Saves at most hourly: the first save is at once, the next waits.
         let mut driver = PlacementDriver::new(3_600_000, 3_600_000);
-        decide(10).await;
+        rewarded_decisions(&app, &token, 10, 1.0).await;
         assert_eq!(driver.tick(app.state()).await.unwrap().saved, 1);
-        decide(5).await;
+        rewarded_decisions(&app, &token, 5, 1.0).await;
         let report = driver.tick(app.state()).await.unwrap();
         assert_eq!((report.learned, report.saved), (5, 0));
         // The settings change replaces the learner: the five unsaved decisions are
