@@ -4,19 +4,24 @@
 //! magic "CAPSTANB" | version u32 | body | checksum u64 (of everything before it)
 //! body: settings | decisions learned u64 | 4 reward summaries (surface, personalised,
 //!       holdout, testing: count u64, mean f64, squared deviations f64)
-//!       | weights: encoding u8, then 0 = dense: 2^bits × (weight f32, accumulator f32, scale f32),
+//!       | weights: encoding u8, then 0 = dense: 2^bits × (weight f32, updates f32, scale f32),
 //!                                    1 = sparse: count u32, count × (index u32, weight f32,
-//!                                                accumulator f32, scale f32)
+//!                                                updates f32, scale f32)
 //!       | items: count u32, count × (id length u32, id UTF-8, impressions u64,
 //!                rewarded u64, reward sum f64, first impression and graduation times:
 //!                each a presence byte and an i64)
 //! ```
 //!
-//! Version 2 added each weight's scale (the largest `|x|` it was updated with, for the
-//! normalised updates). Version 1, the same without the scales, still loads: its weights
-//! get a scale of 0, which the next update of each sets to the `|x|` it sees (Vowpal
-//! Wabbit starts every weight so), and indicator features learn exactly as before.
-//! Saving always writes version 2.
+//! Version 3 counts each weight's updates where versions 1 and 2 kept AdaGrad's sum of
+//! squared gradients, in the same place. Version 2 added each weight's scale (the largest
+//! `|x|` it was updated with, for the normalised updates). Older versions still load:
+//! - a sum of squared gradients becomes a count by dividing it by the surface's mean
+//!   squared reward, the size of a squared error before anything is learned: a count of
+//!   the right order, so the weight's rate carries on about where it was;
+//! - without scales, weights get a scale of 0, which the next update of each sets to the
+//!   `|x|` it sees (Vowpal Wabbit starts every weight so).
+//!
+//! Saving always writes version 3.
 //!
 //! A young model touches few of its weights, so it is saved sparse until that stops being
 //! smaller. Items are written sorted by id, so saving the same learner twice gives the same
@@ -33,7 +38,9 @@ use crate::settings::{LearnerSettings, SettingsError};
 use crate::statistics::RunningMean;
 
 const MAGIC: &[u8; 8] = b"CAPSTANB";
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
+/// Weight scales, and AdaGrad's squared gradients in place of the update counts.
+const VERSION_WITH_SQUARED_GRADIENTS: u32 = 2;
 /// The first version: no weight scales.
 const VERSION_WITHOUT_SCALES: u32 = 1;
 const DENSE: u8 = 0;
@@ -44,7 +51,7 @@ const CHECKSUM_SEED: u64 = 0x00c0_ffee_5a1e_0001;
 pub enum LoadError {
     #[error("not a saved Capstan bandit model")]
     NotAModel,
-    #[error("saved model format version {0} is not supported (this build reads versions 1 and 2)")]
+    #[error("saved model format version {0} is not supported (this build reads versions 1 to 3)")]
     UnsupportedVersion(u32),
     #[error("saved model is truncated")]
     Truncated,
@@ -99,7 +106,7 @@ impl Learner {
             .collect();
         let write = |out: &mut Vec<u8>, weight: f32, state: &WeightState| {
             out.extend_from_slice(&weight.to_le_bytes());
-            out.extend_from_slice(&state.squared_gradients.to_le_bytes());
+            out.extend_from_slice(&state.updates.to_le_bytes());
             out.extend_from_slice(&state.scale.to_le_bytes());
         };
         // Sparse entries take 16 bytes, dense ones 12.
@@ -148,7 +155,7 @@ impl Learner {
             bytes: &bytes[MAGIC.len()..],
         };
         let version = header.u32()?;
-        if version != VERSION && version != VERSION_WITHOUT_SCALES {
+        if !(VERSION_WITHOUT_SCALES..=VERSION).contains(&version) {
             return Err(LoadError::UnsupportedVersion(version));
         }
         let Some(body_end) = bytes
@@ -191,6 +198,22 @@ impl Learner {
 
         let size = 1usize << settings.hash_bits;
         let with_scales = version != VERSION_WITHOUT_SCALES;
+        // What one update counted in an older version's sum of squared gradients.
+        let per_update = if version <= VERSION_WITH_SQUARED_GRADIENTS {
+            let surface = &summaries[0];
+            let mean_square = if surface.count == 0 {
+                0.0
+            } else {
+                surface.squared_deviations / surface.count as f64 + surface.mean * surface.mean
+            };
+            if mean_square.is_finite() && mean_square > 0.0 {
+                mean_square as f32
+            } else {
+                1.0
+            }
+        } else {
+            1.0
+        };
         let state_size = if with_scales { 8 } else { 4 };
         let (weights, states) = match reader.u8()? {
             DENSE => {
@@ -199,7 +222,7 @@ impl Learner {
                 let mut states = Vec::with_capacity(size);
                 for _ in 0..size {
                     weights.push(reader.finite_f32("weight")?);
-                    states.push(reader.weight_state(with_scales)?);
+                    states.push(reader.weight_state(with_scales, per_update)?);
                 }
                 (weights, states)
             }
@@ -214,7 +237,7 @@ impl Learner {
                         return Err(LoadError::Invalid("weight index out of range"));
                     }
                     weights[index] = reader.finite_f32("weight")?;
-                    states[index] = reader.weight_state(with_scales)?;
+                    states[index] = reader.weight_state(with_scales, per_update)?;
                 }
                 (weights, states)
             }
@@ -324,13 +347,19 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A weight's accumulator and, unless the format predates them, its scale: finite and
-    /// not negative. Without one the scale is 0, unknown until the weight's next update.
-    fn weight_state(&mut self, with_scale: bool) -> Result<WeightState, LoadError> {
-        let squared_gradients = self.finite_f32("weight")?;
-        if squared_gradients < 0.0 {
+    /// A weight's updates (an older version's accumulator over `per_update`) and, unless
+    /// the format predates them, its scale: finite and not negative. Without one the scale
+    /// is 0, unknown until the weight's next update.
+    fn weight_state(
+        &mut self,
+        with_scale: bool,
+        per_update: f32,
+    ) -> Result<WeightState, LoadError> {
+        let accumulator = self.finite_f32("weight")?;
+        if accumulator < 0.0 {
             return Err(LoadError::Invalid("negative weight accumulator"));
         }
+        let updates = (accumulator / per_update).min(f32::MAX);
         let scale = if with_scale {
             self.finite_f32("weight scale")?
         } else {
@@ -339,10 +368,7 @@ impl<'a> Reader<'a> {
         if scale < 0.0 {
             return Err(LoadError::Invalid("negative weight scale"));
         }
-        Ok(WeightState {
-            squared_gradients,
-            scale,
-        })
+        Ok(WeightState { updates, scale })
     }
 
     fn optional_i64(&mut self) -> Result<Option<i64>, LoadError> {
@@ -452,6 +478,32 @@ mod tests {
     }
 
     #[test]
+    fn a_version_2_models_squared_gradients_become_update_counts() {
+        let learner = trained(12, 1_000);
+        let saved = learner.save();
+        let mut old = saved.clone();
+        old[MAGIC.len()..MAGIC.len() + 4]
+            .copy_from_slice(&VERSION_WITH_SQUARED_GRADIENTS.to_le_bytes());
+        let old = Learner::load(&resealed(old)).expect("version 2 loads");
+        let rewards = &learner.surface_rewards;
+        let mean_square =
+            rewards.squared_deviations / rewards.count as f64 + rewards.mean * rewards.mean;
+        assert!(mean_square > 0.0 && mean_square < 1.0, "{mean_square}");
+        let mut converted = 0;
+        for (new, old) in learner.model.states.iter().zip(&old.model.states) {
+            assert_eq!(new.scale, old.scale);
+            let expected = new.updates / mean_square as f32;
+            assert!(
+                (old.updates - expected).abs() <= 1e-5 * expected,
+                "{old:?} {new:?}"
+            );
+            converted += usize::from(new.updates > 0.0);
+        }
+        assert!(converted > 10, "{converted}");
+        assert_eq!(old.model.weights, learner.model.weights);
+    }
+
+    #[test]
     fn a_version_1_model_loads_and_learns_on() {
         // 16 bits is saved sparse; 10 bits, with users of their own, dense.
         for (hash_bits, users, encoding) in [(16, 0, SPARSE), (10, 1_000, DENSE)] {
@@ -488,7 +540,7 @@ mod tests {
                     learner.rank(&context, &candidates(), seed)
                 );
             }
-            // It learns on, and saves as version 2.
+            // It learns on, and saves in the current version.
             let mut old = old;
             for step in 0..200 {
                 world.step(&mut old, &candidates(), step);
@@ -531,7 +583,7 @@ mod tests {
             assert!(Learner::load(&bytes).is_err());
         }
         // Versions yet to come, and none.
-        for version in [0u32, 3] {
+        for version in [0u32, VERSION + 1] {
             let mut other_version = saved.clone();
             other_version[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&version.to_le_bytes());
             assert_eq!(
@@ -539,7 +591,7 @@ mod tests {
                 Some(LoadError::UnsupportedVersion(version))
             );
         }
-        // Version 2's bytes labelled version 1 are refused (no panic): the weights no
+        // The current version's bytes labelled version 1 are refused (no panic): the weights no
         // longer line up with the items.
         let mut relabelled = saved.clone();
         relabelled[MAGIC.len()..MAGIC.len() + 4]

@@ -14,9 +14,12 @@ use crate::world::{ItemKind, TASTES, World};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct SyntheticArgs {
-    /// Worlds to play, seeded 1..=seeds.
+    /// Worlds to play, seeded `first_seed..first_seed + seeds`.
     #[arg(long, default_value_t = 10)]
     seeds: u64,
+    /// The first world's seed.
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
     /// Decisions per world.
     #[arg(long, default_value_t = 30_000)]
     decisions: usize,
@@ -30,6 +33,30 @@ pub(crate) struct SyntheticArgs {
     /// Where the stream files and `capstan.json` go.
     #[arg(long)]
     out: PathBuf,
+    /// Another Capstan policy to play, `NAME=SETTINGS` with SETTINGS a JSON object of
+    /// learner settings over the defaults, e.g. `low=\{"exploration":0.05\}`. Repeatable.
+    #[arg(long = "variant", value_parser = parse_variant)]
+    variants: Vec<(String, LearnerSettings)>,
+    /// Play only these policies (comma-separated names), e.g. `capstan,low`.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+fn parse_variant(text: &str) -> Result<(String, LearnerSettings), String> {
+    let (name, json) = text
+        .split_once('=')
+        .ok_or_else(|| "expected NAME=SETTINGS".to_owned())?;
+    let mut settings =
+        serde_json::to_value(LearnerSettings::default()).map_err(|error| error.to_string())?;
+    let overrides: serde_json::Map<String, Value> =
+        serde_json::from_str(json).map_err(|error| format!("settings: {error}"))?;
+    for (key, value) in overrides {
+        settings[key] = value;
+    }
+    let settings: LearnerSettings =
+        serde_json::from_value(settings).map_err(|error| format!("settings: {error}"))?;
+    settings.validate().map_err(|error| error.to_string())?;
+    Ok((name.to_owned(), settings))
 }
 
 /// What a policy did in one world: per decision, the catalogue index it showed and
@@ -49,7 +76,23 @@ enum Policy {
     Capstan(LearnerSettings),
 }
 
-fn policies() -> Vec<(&'static str, Policy)> {
+fn policies(args: &SyntheticArgs) -> Vec<(String, Policy)> {
+    let mut policies: Vec<(String, Policy)> = standard_policies()
+        .into_iter()
+        .map(|(name, policy)| (name.to_owned(), policy))
+        .chain(
+            args.variants
+                .iter()
+                .map(|(name, settings)| (name.clone(), Policy::Capstan(settings.clone()))),
+        )
+        .collect();
+    if !args.only.is_empty() {
+        policies.retain(|(name, _)| args.only.contains(name));
+    }
+    policies
+}
+
+fn standard_policies() -> Vec<(&'static str, Policy)> {
     let defaults = LearnerSettings::default();
     vec![
         ("oracle", Policy::Oracle),
@@ -225,18 +268,18 @@ fn write_stream(world: &World, seed: u64, args: &SyntheticArgs, path: &Path) -> 
 pub(crate) fn run(args: &SyntheticArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("failed to create {}", args.out.display()))?;
-    let policies = policies();
+    let policies = policies(args);
     let mut results: serde_json::Map<String, Value> = policies
         .iter()
         .map(|(name, _)| {
             (
-                (*name).to_owned(),
+                name.clone(),
                 json!({ "mean_reward": [], "after_warmup": [], "to_half_share": [] }),
             )
         })
         .collect();
     let started = std::time::Instant::now();
-    for seed in 1..=args.seeds {
+    for seed in args.first_seed..args.first_seed + args.seeds {
         let world = World::new(seed, args.decisions);
         write_stream(
             &world,
@@ -271,7 +314,7 @@ pub(crate) fn run(args: &SyntheticArgs) -> anyhow::Result<()> {
                     decisions_to_half_share(&outcome.shown, &oracle, *item, *arrival, args.window)
                 })
                 .collect();
-            let entry = &mut results[*name];
+            let entry = &mut results[name.as_str()];
             push(entry, "mean_reward", json!(clicks(0)))?;
             push(entry, "after_warmup", json!(clicks(args.warmup)))?;
             push(entry, "to_half_share", json!(to_half))?;
