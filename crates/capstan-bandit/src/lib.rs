@@ -12,19 +12,20 @@
 //!   per weight, so a feature's scale does not matter (a count spanning orders of
 //!   magnitude may still be better as its logarithm, which makes its effect less linear).
 //! - the reward model (private `model`): linear over the context, the item, the item's id
-//!   and every context × item cross, learned online with squared loss by Vowpal Wabbit's
-//!   normalised adaptive updates (AdaGrad with each weight's rate divided by the largest
-//!   `|x|` it has seen).
-//! - memory: `2^hash_bits` weights of 12 bytes each (the weight, its AdaGrad accumulator
-//!   and its scale), 12 MiB by default, plus a small record per item id.
+//!   and every context × item cross, learned online with squared loss by normalised
+//!   per-coordinate updates (Vowpal Wabbit's normalisation: each weight's rate divided by
+//!   the largest `|x|` it has seen; and by the root of its own number of updates).
+//! - memory: `2^hash_bits` weights of 12 bytes each (the weight, its update count and its
+//!   scale), 12 MiB by default, plus a small record per item id.
 //! - [`learner`]: SquareCB exploration, content testing under a budget, a holdout served by
 //!   the global ranking to measure lift, and the marginal probabilities to log.
 //! - saving (private `persistence`): a versioned, little-endian, checksummed binary, sparse
 //!   while few weights are touched.
 //! - [`offline`]: IPS, self-normalised IPS and doubly robust estimates of other policies.
 //!
-//! Rewards are best kept within [0, 1] (a click, a share of a video watched): SquareCB's
-//! gamma weighs gaps between predicted rewards, so its defaults assume that scale.
+//! Rewards can be in any unit (a click, a share of a video watched, a revenue): learning
+//! moves by shares of the error and SquareCB weighs gaps in units of the rewards' standard
+//! deviation, so multiplying every reward by a constant changes no decision.
 //!
 //! Learning is immediate: [`Learner::learn`] takes microseconds and the next
 //! [`Learner::rank`] sees it. `rank` takes `&self` and `learn` `&mut self`, so a server

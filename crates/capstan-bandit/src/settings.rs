@@ -12,22 +12,26 @@ pub struct LearnerSettings {
     /// for the normalised updates), so 10 to 26 bits take 12 KiB to 768 MiB; 20 (12 MiB)
     /// by default.
     pub hash_bits: u8,
-    /// AdaGrad's base learning rate, in units of the surface's reward scale (the root
-    /// mean square of the rewards learned so far): multiplying every reward by a constant
-    /// changes no ranking. Positive; 0.5 by default, as Vowpal Wabbit's.
+    /// The base learning rate: each weight moves by `learning_rate / √n` of the error
+    /// (shared among the example's features) after `n` updates. A pure number: every step
+    /// is a share of the error, so multiplying every reward by a constant changes no
+    /// ranking. Positive; 0.5 by default, as Vowpal Wabbit's (0.2 to 0.5 did equally well
+    /// on the synthetic world).
     pub learning_rate: f64,
     /// The most probability SquareCB may give to items other than the greedy one, 0 to 1.
     /// 0.2 by default. Content testing and the holdout come on top of it.
     pub exploration: f64,
-    /// SquareCB's gamma is `scale * t^exponent` for `t` decisions learned: the larger
-    /// gamma, the closer to greedy. 10 and 0.5 by default, as Vowpal Wabbit's.
+    /// SquareCB's gamma is `scale * t^exponent` for `t` decisions learned, and weighs
+    /// gaps between predicted rewards in units of the rewards' standard deviation: the
+    /// larger gamma, the closer to greedy. 10 and 0.5 by default, as Vowpal Wabbit's.
     pub squarecb_gamma_scale: f64,
     pub squarecb_gamma_exponent: f64,
     /// Share of decisions that may go to items under test, 0 to 0.5; 0.05 by default. Only
     /// decisions with an item under test among their candidates spend it.
     pub testing_budget: f64,
-    /// An item is under test until it has had this many impressions; then it graduates
-    /// and competes on merit alone. 0 disables content testing. 1,000 by default: at a
+    /// An item is under test until it has had this many impressions, or from a tenth of
+    /// them on until its mean reward is more than three standard errors from the
+    /// surface's mean; then it graduates and competes on merit alone. 0 disables content testing. 1,000 by default: at a
     /// click rate of 5% that is about 50 clicks, a standard error near 0.7 points.
     pub graduation_impressions: u64,
     /// Share of decisions served by the global, non-personalised ranking so that the lift
