@@ -57,6 +57,12 @@ def decisions_to_half_share(shown, oracle, item, arrival, window):
     return None
 
 
+def quarters(clicks):
+    """The click rate in each quarter of the run, as the Rust side's `quarters`."""
+    bounds = [quarter * len(clicks) // 4 for quarter in range(5)]
+    return [sum(clicks[low:high]) / max(high - low, 1) for low, high in zip(bounds, bounds[1:])]
+
+
 def play(task):
     path, name = task
     with open(path) as stream:
@@ -91,6 +97,7 @@ def play(task):
         "seed": header["seed"],
         "mean_reward": sum(clicks) / len(clicks),
         "after_warmup": sum(clicks[warmup:]) / (len(clicks) - warmup),
+        "quarters": quarters(clicks),
         "to_half_share": [
             decisions_to_half_share(shown, oracle, item, arrival, window) for item, arrival in good
         ],
@@ -111,12 +118,12 @@ def main():
     with multiprocessing.Pool(args.jobs) as pool:
         outcomes = pool.map(play, tasks, chunksize=1)
     policies = {
-        name: {"mean_reward": [], "after_warmup": [], "to_half_share": [], "seeds": []}
+        name: {"mean_reward": [], "after_warmup": [], "quarters": [], "to_half_share": [], "seeds": []}
         for name in CONFIGS
     }
     for outcome in outcomes:
         entry = policies[outcome["name"]]
-        for key in ("mean_reward", "after_warmup", "to_half_share"):
+        for key in ("mean_reward", "after_warmup", "quarters", "to_half_share"):
             entry[key].append(outcome[key])
         entry["seeds"].append(outcome["seed"])
     with open(args.out, "w") as out:

@@ -10,7 +10,7 @@ use capstan_bandit::{Candidate, Learner, LearnerSettings};
 use serde_json::{Value, json};
 
 use crate::random::Random;
-use crate::world::{ItemKind, TASTES, World};
+use crate::world::{ItemKind, TASTES, Visibility, World};
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct SyntheticArgs {
@@ -20,11 +20,14 @@ pub(crate) struct SyntheticArgs {
     /// The first world's seed.
     #[arg(long, default_value_t = 1)]
     first_seed: u64,
+    /// How the users' features show their taste.
+    #[arg(long, value_enum, default_value_t = Visibility::Hidden)]
+    world: Visibility,
     /// Decisions per world.
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = 100_000)]
     decisions: usize,
     /// Decisions left out of the "after warm-up" averages.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 50_000)]
     warmup: usize,
     /// The trailing window, in decisions, over which a new item's share of impressions is
     /// compared with the oracle's.
@@ -274,13 +277,13 @@ pub(crate) fn run(args: &SyntheticArgs) -> anyhow::Result<()> {
         .map(|(name, _)| {
             (
                 name.clone(),
-                json!({ "mean_reward": [], "after_warmup": [], "to_half_share": [] }),
+                json!({ "mean_reward": [], "after_warmup": [], "quarters": [], "to_half_share": [] }),
             )
         })
         .collect();
     let started = std::time::Instant::now();
     for seed in args.first_seed..args.first_seed + args.seeds {
-        let world = World::new(seed, args.decisions);
+        let world = World::new(seed, args.decisions, args.world);
         write_stream(
             &world,
             seed,
@@ -317,6 +320,7 @@ pub(crate) fn run(args: &SyntheticArgs) -> anyhow::Result<()> {
             let entry = &mut results[name.as_str()];
             push(entry, "mean_reward", json!(clicks(0)))?;
             push(entry, "after_warmup", json!(clicks(args.warmup)))?;
+            push(entry, "quarters", json!(quarters(&outcome.clicks)))?;
             push(entry, "to_half_share", json!(to_half))?;
         }
         eprintln!("seed {seed}: {:.1} s", started.elapsed().as_secs_f64());
@@ -326,12 +330,25 @@ pub(crate) fn run(args: &SyntheticArgs) -> anyhow::Result<()> {
         "warmup": args.warmup,
         "window": args.window,
         "seeds": args.seeds,
+        "first_seed": args.first_seed,
+        "world": format!("{:?}", args.world).to_lowercase(),
         "policies": results,
     });
     let path = args.out.join("capstan.json");
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)
         .with_context(|| format!("failed to write {}", path.display()))?;
     Ok(())
+}
+
+/// The click rate in each quarter of the run: how a policy learns.
+pub(crate) fn quarters(clicks: &[bool]) -> Vec<f64> {
+    (0..4)
+        .map(|quarter| {
+            let (from, to) = (quarter * clicks.len() / 4, (quarter + 1) * clicks.len() / 4);
+            let part = &clicks[from..to];
+            part.iter().filter(|click| **click).count() as f64 / part.len().max(1) as f64
+        })
+        .collect()
 }
 
 fn push(entry: &mut Value, key: &str, value: Value) -> anyhow::Result<()> {
@@ -342,6 +359,15 @@ fn push(entry: &mut Value, key: &str, value: Value) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quarters_are_the_click_rates_of_each_quarter() {
+        let clicks = [
+            true, true, false, false, true, false, false, false, false, false,
+        ];
+        // Quarters of 10 decisions: 0..2, 2..5, 5..7, 7..10.
+        assert_eq!(quarters(&clicks), vec![1.0, 1.0 / 3.0, 0.0, 0.0]);
+    }
 
     #[test]
     fn half_share_compares_trailing_windows_from_the_arrival() {

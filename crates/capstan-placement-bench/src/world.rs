@@ -1,9 +1,12 @@
 //! The synthetic world: users of a few latent tastes, items whose click rates depend on
 //! the taste, and new items arriving during the run.
 //!
-//! The taste is hidden. A user shows it only through noisy features: a `segment` that is
-//! the taste 70% of the time, a `region` drawn from the taste's two regions 60% of the
-//! time, and a weakly related number `activity`. Four more features are pure noise
+//! The taste is not a feature. In the **hidden** world a user shows it only through noisy
+//! features: a `segment` that is the taste 70% of the time, a `region` drawn from the
+//! taste's two regions 60% of the time, and a weakly related number `activity`; no policy
+//! that sees only the features can match the oracle, which knows the taste. In the
+//! **observable** world the `segment` is always the taste (the rest is the same), so the
+//! oracle is what a policy could reach. Four more features are pure noise
 //! (`device`, `browser`, a `referrer` of 100 values, the `hour` as a number) and one is a
 //! number on a logarithmic scale (`visits_log`, 0 to 4.5), also noise.
 //!
@@ -34,7 +37,23 @@ const BASE_RATES: [[f64; GENRES]; TASTES] = [
     [0.02, 0.02, 0.05, 0.03, 0.02, 0.12],
 ];
 const INITIAL_ITEMS: usize = 20;
-const SEGMENT_RELIABILITY: f64 = 0.7;
+/// How a user's features show the taste.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Visibility {
+    /// The `segment` is the taste 70% of the time.
+    Hidden,
+    /// The `segment` is always the taste.
+    Observable,
+}
+
+impl Visibility {
+    fn segment_reliability(self) -> f64 {
+        match self {
+            Visibility::Hidden => 0.7,
+            Visibility::Observable => 1.0,
+        }
+    }
+}
 const REGIONS: usize = 2 * TASTES + 2;
 const REGION_RELIABILITY: f64 = 0.6;
 const ACTIVITY_SPREAD: f64 = 0.1;
@@ -119,7 +138,7 @@ fn favourite_genre(taste: usize) -> usize {
 }
 
 impl World {
-    pub(crate) fn new(seed: u64, decisions: usize) -> World {
+    pub(crate) fn new(seed: u64, decisions: usize, visibility: Visibility) -> World {
         let mut random = Random::new(seed ^ 0x00c0_ffee_5eed_0000);
         let mut items: Vec<Item> = (0..INITIAL_ITEMS)
             .map(|index| {
@@ -159,7 +178,7 @@ impl World {
                     .filter(|(_, item)| item.arrival <= decision)
                     .map(|(index, _)| index)
                     .collect();
-                user(&mut random, live)
+                user(&mut random, live, visibility.segment_reliability())
             })
             .collect();
         World { items, events }
@@ -203,9 +222,9 @@ fn best(count: usize, value: impl Fn(usize) -> f64) -> usize {
     best
 }
 
-fn user(random: &mut Random, live: Vec<usize>) -> Event {
+fn user(random: &mut Random, live: Vec<usize>, segment_reliability: f64) -> Event {
     let taste = random.weighted(&TASTE_WEIGHTS);
-    let segment = if random.unit() < SEGMENT_RELIABILITY {
+    let segment = if random.unit() < segment_reliability {
         taste
     } else {
         random.below(TASTES)
@@ -228,9 +247,9 @@ fn user(random: &mut Random, live: Vec<usize>) -> Event {
     let mut posterior = [0.0; TASTES];
     for (candidate, weight) in posterior.iter_mut().enumerate() {
         let segment_likelihood = if segment == candidate {
-            SEGMENT_RELIABILITY + (1.0 - SEGMENT_RELIABILITY) / TASTES as f64
+            segment_reliability + (1.0 - segment_reliability) / TASTES as f64
         } else {
-            (1.0 - SEGMENT_RELIABILITY) / TASTES as f64
+            (1.0 - segment_reliability) / TASTES as f64
         };
         let region_likelihood = if region / 2 == candidate && region < 2 * TASTES {
             REGION_RELIABILITY / 2.0 + (1.0 - REGION_RELIABILITY) / REGIONS as f64
@@ -288,9 +307,9 @@ mod tests {
     #[test]
     fn a_seed_gives_the_same_world_and_good_items_beat_every_existing_one() {
         let (first, again, other) = (
-            World::new(3, 2_000),
-            World::new(3, 2_000),
-            World::new(4, 2_000),
+            World::new(3, 2_000, Visibility::Hidden),
+            World::new(3, 2_000, Visibility::Hidden),
+            World::new(4, 2_000, Visibility::Hidden),
         );
         let summary = |world: &World| {
             world
@@ -331,5 +350,26 @@ mod tests {
             .filter(|event| best(TASTES, |taste| event.posterior[taste]) == event.taste)
             .count();
         assert!(right > 1_500, "{right}");
+    }
+
+    #[test]
+    fn in_the_observable_world_the_features_tell_the_taste() {
+        let (observable, hidden) = (
+            World::new(3, 2_000, Visibility::Observable),
+            World::new(3, 2_000, Visibility::Hidden),
+        );
+        for event in &observable.events {
+            assert_eq!(event.posterior[event.taste], 1.0);
+            assert_eq!(
+                observable.feature_oracle_choice(event),
+                observable.oracle_choice(event)
+            );
+        }
+        let differ = hidden
+            .events
+            .iter()
+            .filter(|event| hidden.feature_oracle_choice(event) != hidden.oracle_choice(event))
+            .count();
+        assert!(differ > 100, "{differ}");
     }
 }
