@@ -173,10 +173,13 @@ pub enum ErrorResponses {
     RateLimited(ErrorBody),
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The status and body of the error's answer; an internal error is logged and counted
+    /// here, once per answer. Every route's answer is built from this, including the
+    /// Personalizer routes, which add Personalizer's own error object to it.
+    pub(crate) fn answer(&self) -> (StatusCode, ErrorBody) {
         let (status, code, kind) = self.describe();
-        if let ApiError::Internal(error) = &self {
+        if let ApiError::Internal(error) = self {
             tracing::error!(error = format!("{error:#}"), "request failed");
             crate::metrics::record_internal_error();
         }
@@ -185,17 +188,24 @@ impl IntoResponse for ApiError {
             code,
             kind,
             link: format!("docs/api.md#{}", code.replace('_', "-")),
-            field: match &self {
+            field: match self {
                 ApiError::InvalidField { field, .. } => Some(field.clone()),
                 _ => None,
             },
-            current_version: match &self {
+            current_version: match self {
                 ApiError::VersionConflict {
                     current_version, ..
                 } => Some(*current_version),
                 _ => None,
             },
         };
+        (status, body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.answer();
         let mut response = (status, axum::Json(body)).into_response();
         if let ApiError::RateLimited {
             retry_after_seconds,

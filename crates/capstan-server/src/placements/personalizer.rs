@@ -50,22 +50,10 @@ impl From<ApiError> for PersonalizerError {
 
 impl IntoResponse for PersonalizerError {
     fn into_response(self) -> Response {
-        let (status, code, _) = self.0.describe();
-        if let ApiError::Internal(error) = &self.0 {
-            tracing::error!(error = format!("{error:#}"), "request failed");
-            crate::metrics::record_internal_error();
-        }
-        let message = self.0.to_string();
-        let field = match &self.0 {
-            ApiError::InvalidField { field, .. } => Some(field.clone()),
-            _ => None,
-        };
-        let body = json!({
-            "error": { "code": code, "message": message, "target": field },
-            "message": message,
-            "code": code,
-            "field": field,
-        });
+        let (status, body) = self.0.answer();
+        let error = json!({ "code": body.code, "message": body.message, "target": body.field });
+        let mut body = json!(body);
+        body["error"] = error;
         (status, Json(body)).into_response()
     }
 }
