@@ -197,7 +197,25 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ItemRecord>>;
 
     /// Logs a decision; an event id already used is `AlreadyExists`.
-    async fn insert_decision(&self, decision: &DecisionRecord) -> Result<()>;
+    async fn insert_decision(&self, decision: &DecisionRecord) -> Result<()> {
+        let inserted = self
+            .insert_decisions(std::slice::from_ref(decision))
+            .await?;
+        if inserted.first() == Some(&true) {
+            Ok(())
+        } else {
+            Err(StoreError::AlreadyExists {
+                kind: "event",
+                key: decision.event_id.clone(),
+            })
+        }
+    }
+
+    /// Logs decisions in one transaction (one commit, so one flush to disk, for all of
+    /// them); for each, whether it was inserted: `false` for an event id already used,
+    /// by an earlier decision or by one before it in the batch. Any other failure logs
+    /// none of them.
+    async fn insert_decisions(&self, decisions: &[DecisionRecord]) -> Result<Vec<bool>>;
 
     async fn decision(&self, event_id: &str) -> Result<DecisionRecord>;
 

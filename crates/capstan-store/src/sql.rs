@@ -1688,36 +1688,36 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn insert_decision(&self, decision: &DecisionRecord) -> Result<()> {
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO decisions ({DECISION_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        ))
-        .bind(&decision.event_id)
-        .bind(decision.project.as_str())
-        .bind(decision.surface.as_str())
-        .bind(decision.context.to_string())
-        .bind(decision.candidates.to_string())
-        .bind(decision.shown)
-        .bind(decision.probabilities.to_string())
-        .bind(&decision.policy)
-        .bind(decision.created_at)
-        .bind(decision.activated_at)
-        .bind(decision.reward)
-        .bind(decision.reward_count)
-        .bind(decision.learned_at)
-        // NULLs of varying types: see insert_events.
-        .persistent(false)
-        .execute(&self.pool)
-        .await;
-        match inserted {
-            Ok(_) => Ok(()),
-            Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists {
-                kind: "event",
-                key: decision.event_id.clone(),
-            }),
-            Err(error) => Err(error.into()),
+    async fn insert_decisions(&self, decisions: &[DecisionRecord]) -> Result<Vec<bool>> {
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = Vec::with_capacity(decisions.len());
+        for decision in decisions {
+            let result = sqlx::query(&format!(
+                "INSERT INTO decisions ({DECISION_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 ON CONFLICT (event_id) DO NOTHING"
+            ))
+            .bind(&decision.event_id)
+            .bind(decision.project.as_str())
+            .bind(decision.surface.as_str())
+            .bind(decision.context.to_string())
+            .bind(decision.candidates.to_string())
+            .bind(decision.shown)
+            .bind(decision.probabilities.to_string())
+            .bind(&decision.policy)
+            .bind(decision.created_at)
+            .bind(decision.activated_at)
+            .bind(decision.reward)
+            .bind(decision.reward_count)
+            .bind(decision.learned_at)
+            // NULLs of varying types: see insert_events.
+            .persistent(false)
+            .execute(&mut *tx)
+            .await?;
+            inserted.push(result.rows_affected() == 1);
         }
+        tx.commit().await?;
+        Ok(inserted)
     }
 
     async fn decision(&self, event_id: &str) -> Result<DecisionRecord> {

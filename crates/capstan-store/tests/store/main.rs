@@ -1021,6 +1021,53 @@ fn decision(event_id: &str, created_at: i64, activated: bool) -> DecisionRecord 
 }
 
 #[tokio::test]
+async fn a_batch_of_decisions_is_logged_in_one_go_and_skips_used_event_ids() {
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        let surface = SurfaceRecord {
+            project: project(),
+            key: surface_key("home_hero"),
+            description: String::new(),
+            settings: json!({}),
+            created_at: 1,
+            updated_at: 1,
+        };
+        store
+            .upsert_surface(surface, audit("surface.create", "home_hero"))
+            .await
+            .unwrap();
+        store
+            .insert_decision(&decision("used", 10, true))
+            .await
+            .unwrap();
+        let mut again_in_batch = decision("b", 30, true);
+        again_in_batch.shown = 0;
+        let inserted = store
+            .insert_decisions(&[
+                decision("a", 20, true),
+                decision("used", 25, true),
+                decision("b", 30, false),
+                again_in_batch,
+            ])
+            .await
+            .unwrap();
+        assert_eq!(inserted, vec![true, false, true, false]);
+        // The first of each event id is what was logged.
+        assert_eq!(store.decision("a").await.unwrap(), decision("a", 20, true));
+        assert_eq!(
+            store.decision("used").await.unwrap(),
+            decision("used", 10, true)
+        );
+        assert_eq!(store.decision("b").await.unwrap(), decision("b", 30, false));
+        assert_eq!(
+            store.insert_decisions(&[]).await.unwrap(),
+            Vec::<bool>::new()
+        );
+    }
+    each_backend!(check);
+}
+
+#[tokio::test]
 async fn surfaces_items_decisions_rewards_and_models() {
     async fn check(store: &SqlStore, _: &TestBackend) {
         bootstrapped(store).await;
