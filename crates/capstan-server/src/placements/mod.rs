@@ -12,6 +12,7 @@ pub mod api;
 pub mod driver;
 pub mod features;
 pub mod personalizer;
+pub mod writer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -125,6 +126,8 @@ pub struct SurfaceLearner {
 #[derive(Default)]
 pub struct Placements {
     learners: RwLock<HashMap<(ProjectKey, SurfaceKey), Arc<SurfaceLearner>>>,
+    /// Logs rank decisions, committing those that come together in one transaction.
+    pub decisions: writer::DecisionWriter,
 }
 
 impl Placements {
@@ -294,7 +297,11 @@ pub async fn rank(
         reward_count: 0,
         learned_at: None,
     };
-    state.store.insert_decision(&decision).await?;
+    state
+        .placements
+        .decisions
+        .write(&state.store, decision)
+        .await?;
     Ok(RankOutput {
         event_id: input.event_id,
         ranking: ranking

@@ -442,6 +442,44 @@ async fn rewards_teach_the_surface_what_each_taste_wants_and_the_model_survives_
 }
 
 #[tokio::test]
+async fn decisions_ranked_together_are_all_logged_and_an_event_id_once() {
+    each_backend!(|app| {
+        surface(&app, "home_hero", json!({ "rewardWindowSeconds": 60 })).await;
+        items(&app, "home_hero", three_items()).await;
+        let token = app.token("placement", None).await;
+        // 40 ranks at once, 8 of them claiming the same event id: they share commits,
+        // and exactly one of the 8 gets the id.
+        let requests = (0..40).map(|round| {
+            let mut body = json!({ "context": { "user": { "n": round } } });
+            if round % 5 == 0 {
+                body["eventId"] = json!("shared-event");
+            }
+            rank(&app, &token, "home_hero", body)
+        });
+        let answers = futures_util::future::join_all(requests).await;
+        let mut logged = Vec::new();
+        let mut refused = 0;
+        for (code, body) in answers {
+            match code {
+                StatusCode::CREATED => logged.push(body["eventId"].as_str().unwrap().to_owned()),
+                StatusCode::CONFLICT => {
+                    assert_eq!(body["code"], "already_exists", "{body}");
+                    refused += 1;
+                }
+                other => panic!("{other}: {body}"),
+            }
+        }
+        assert_eq!((logged.len(), refused), (33, 7));
+        assert_eq!(logged.iter().filter(|id| *id == "shared-event").count(), 1);
+        // Every answered decision is in the store: its reward is taken.
+        for event in &logged {
+            let (code, body) = reward(&app, &token, event, json!(1.0)).await;
+            assert_eq!(code, StatusCode::NO_CONTENT, "{event}: {body}");
+        }
+    });
+}
+
+#[tokio::test]
 async fn deferred_decisions_are_learned_only_once_activated() {
     each_backend!(|app| {
         surface(&app, "home_hero", json!({ "rewardWindowSeconds": 1 })).await;
