@@ -51,8 +51,9 @@ impl SqlStore {
         let connect = AnyConnectOptions::from_str(&url)
             .map_err(|error| StoreError::Open(format!("invalid database URL: {error}")))?;
         let pool = match backend {
-            // Every write transaction starts with a write, so with a busy timeout SQLite's
-            // single writer never deadlocks; WAL lets readers run beside it. FULL sync
+            // Write transactions take the write lock as they begin (see `begin`), so with
+            // a busy timeout SQLite's single writer never fails a transaction that read
+            // first; WAL lets readers run beside it. FULL sync
             // makes an acknowledged commit survive a power cut, not just a crash.
             Backend::Sqlite => AnyPoolOptions::new()
                 .max_connections(4)
@@ -92,6 +93,19 @@ impl SqlStore {
         MIGRATIONS.last().map_or(0, |migration| migration.version)
     }
 
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that read before it wrote failed at its first
+    /// write with "database is locked" (SQLITE_BUSY_SNAPSHOT, which no busy timeout
+    /// waits out) whenever another connection committed in between, as the background
+    /// controllers' lease renewals do several times a second. Taken at the start, the
+    /// lock waits for the other writer under the busy timeout instead.
+    async fn begin(&self) -> Result<Transaction<'static, Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// The schema version the database is at.
     pub async fn schema_version(&self) -> Result<i64> {
         let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS version FROM schema_migrations")
@@ -101,7 +115,7 @@ impl SqlStore {
     }
 
     async fn migrate(&self, up_to: Option<i64>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if self.backend == Backend::Postgres {
             // Replicas starting together must not run the same migration twice.
             tx.execute("SELECT pg_advisory_xact_lock(847001)").await?;
@@ -755,7 +769,7 @@ impl Store for SqlStore {
     }
 
     async fn bootstrap(&self, bootstrap: Bootstrap) -> Result<BootstrapOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO projects (key, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
         )
@@ -840,7 +854,7 @@ impl Store for SqlStore {
         new: NewEnvironment,
         audit: AuditEntry,
     ) -> Result<EnvironmentRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let project_exists = sqlx::query("SELECT key FROM projects WHERE key = $1")
             .bind(new.project.as_str())
             .fetch_optional(&mut *tx)
@@ -903,7 +917,7 @@ impl Store for SqlStore {
         environment: &EnvironmentKey,
     ) -> Result<EnvironmentState> {
         // One read transaction, so the revision matches the rows read with it.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if self.backend == Backend::Postgres {
             tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 .await?;
@@ -991,7 +1005,7 @@ impl Store for SqlStore {
     }
 
     async fn apply(&self, change: ChangeSet) -> Result<AppliedChange> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for (environment, expected) in &change.environments {
             self.bump_revision(&mut tx, &change.project, environment, *expected)
                 .await?;
@@ -1088,7 +1102,7 @@ impl Store for SqlStore {
     }
 
     async fn create_token(&self, token: TokenRecord, audit: AuditEntry) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         Self::insert_token(&mut tx, &token).await?;
         Self::insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
@@ -1126,7 +1140,7 @@ impl Store for SqlStore {
         replacement: TokenRecord,
         audit: AuditEntry,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // The old token keeps the earlier of its own expiry and the end of the grace period.
         let updated = sqlx::query(
             "UPDATE tokens SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $2 \
@@ -1146,7 +1160,7 @@ impl Store for SqlStore {
     }
 
     async fn revoke_token(&self, id: &str, at: i64, audit: AuditEntry) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let updated =
             sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
                 .bind(id)
@@ -1183,7 +1197,7 @@ impl Store for SqlStore {
         schedule: NewSchedule,
         audit: AuditEntry,
     ) -> Result<ScheduleRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO scheduled_changes (project, environment, flag, run_at, action, status, \
              created_by, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) RETURNING {SCHEDULE_COLUMNS}"
@@ -1253,7 +1267,7 @@ impl Store for SqlStore {
         // per event. 500 rows of 10 columns stays far below SQLite's parameter limit.
         const ROWS_PER_STATEMENT: usize = 500;
         const COLUMNS: usize = 10;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let mut stored = 0;
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::from(
@@ -1359,7 +1373,7 @@ impl Store for SqlStore {
     }
 
     async fn cancel_schedule(&self, id: i64, audit: AuditEntry) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let updated = sqlx::query(
             "UPDATE scheduled_changes SET status = 'cancelled', settled_at = $2 WHERE id = $1 AND status = 'pending'",
         )
@@ -1419,7 +1433,7 @@ impl Store for SqlStore {
     }
 
     async fn save_rollout_buckets(&self, buckets: &[RolloutBucketRecord]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for bucket in buckets {
             sqlx::query(
                 "INSERT INTO rollout_buckets (rollout_id, arm, bucket_start, exposures, new_units, metrics) \
@@ -1462,7 +1476,7 @@ impl Store for SqlStore {
     }
 
     async fn acquire_lease(&self, name: &str, holder: &str, now: i64, ttl_ms: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
@@ -1492,7 +1506,7 @@ impl Store for SqlStore {
     }
 
     async fn create_webhook(&self, webhook: WebhookRecord, audit: AuditEntry) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(&format!(
             "INSERT INTO webhooks ({WEBHOOK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
@@ -1526,7 +1540,7 @@ impl Store for SqlStore {
         id: &str,
         audit: AuditEntry,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let deleted = sqlx::query("DELETE FROM webhooks WHERE project = $1 AND id = $2")
             .bind(project.as_str())
             .bind(id)
@@ -1584,7 +1598,7 @@ impl Store for SqlStore {
         Ok(())
     }
     async fn upsert_surface(&self, surface: SurfaceRecord, audit: AuditEntry) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO surfaces (project, key, description, settings, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (project, key) DO UPDATE \
@@ -1632,7 +1646,7 @@ impl Store for SqlStore {
         items: &[ItemRecord],
         audit: AuditEntry,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let exists = sqlx::query("SELECT 1 AS one FROM surfaces WHERE project = $1 AND key = $2")
             .bind(project.as_str())
             .bind(surface.as_str())
@@ -1689,7 +1703,7 @@ impl Store for SqlStore {
     }
 
     async fn insert_decisions(&self, decisions: &[DecisionRecord]) -> Result<Vec<bool>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let mut inserted = Vec::with_capacity(decisions.len());
         for decision in decisions {
             let result = sqlx::query(&format!(
@@ -1805,7 +1819,7 @@ impl Store for SqlStore {
     }
 
     async fn mark_learned(&self, event_ids: &[String], at: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for event_id in event_ids {
             sqlx::query("UPDATE decisions SET learned_at = $2 WHERE event_id = $1")
                 .bind(event_id)

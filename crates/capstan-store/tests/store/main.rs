@@ -1021,6 +1021,67 @@ fn decision(event_id: &str, created_at: i64, activated: bool) -> DecisionRecord 
 }
 
 #[tokio::test]
+async fn transactions_that_read_before_writing_wait_for_other_writers() {
+    // A transaction that reads, then writes, while other connections keep committing
+    // (leases renewed, as the background controllers do): on SQLite a deferred
+    // transaction failed at its first write with "database is locked" whenever a commit
+    // came between its read and its write. Bounded: 40 writes of items against 400
+    // lease renewals.
+    async fn check(store: &SqlStore, _: &TestBackend) {
+        bootstrapped(store).await;
+        let surface = SurfaceRecord {
+            project: project(),
+            key: surface_key("home_hero"),
+            description: String::new(),
+            settings: json!({}),
+            created_at: 1,
+            updated_at: 1,
+        };
+        store
+            .upsert_surface(surface, audit("surface.create", "home_hero"))
+            .await
+            .unwrap();
+        let renewals = async {
+            for round in 0..400i64 {
+                store
+                    .acquire_lease(&format!("lease-{}", round % 4), "me", round, 60_000)
+                    .await
+                    .unwrap();
+            }
+        };
+        let writes = async {
+            let writes = (0..40).map(|round| async move {
+                store
+                    .upsert_items(
+                        &project(),
+                        &surface_key("home_hero"),
+                        &[ItemRecord {
+                            id: format!("item-{round}"),
+                            features: json!({}),
+                            status: "live".to_owned(),
+                            created_at: round,
+                            updated_at: round,
+                        }],
+                        audit("items.put", "home_hero"),
+                    )
+                    .await
+            });
+            futures_util::future::join_all(writes).await
+        };
+        let ((), results) = tokio::join!(renewals, writes);
+        for result in results {
+            result.unwrap();
+        }
+        let items = store
+            .list_items(&project(), &surface_key("home_hero"))
+            .await
+            .unwrap();
+        assert_eq!(items.len(), 40);
+    }
+    each_backend!(check);
+}
+
+#[tokio::test]
 async fn a_batch_of_decisions_is_logged_in_one_go_and_skips_used_event_ids() {
     async fn check(store: &SqlStore, _: &TestBackend) {
         bootstrapped(store).await;
