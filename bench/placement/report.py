@@ -235,6 +235,21 @@ def throughput(folder):
             f"| {count} | {row['requests']:,} | {row['p50_ms']:.2f} ms | {row['p99_ms']:.2f} ms | "
             f"{row['mean_ms']:.2f} ms | {row['per_second']:,.0f} |"
         )
+    connections = http["20"]["concurrent"]["connections"]
+    lines += [
+        "",
+        f"The same, {connections} keep-alive connections at once (one request at a time on each; decisions that "
+        "come together share a commit):",
+        "",
+        "| Candidates (live items) | Requests | p50 | p99 | Requests per second |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for count in ("20", "100"):
+        row = http[count]["concurrent"]
+        lines.append(
+            f"| {count} | {row['requests']:,} | {row['p50_ms']:.2f} ms | {row['p99_ms']:.2f} ms | "
+            f"{row['per_second']:,.0f} |"
+        )
     return "\n".join(lines)
 
 

@@ -4,8 +4,10 @@
 //! creates a placement token, one surface per candidate count with that many items (the
 //! throughput benchmark's shapes: 15 features per item, 15 per context), then ranks with
 //! one keep-alive connection, one request at a time, so a figure is one request's latency
-//! and not queueing. Bounded: at most `requests` per surface and `seconds` each. The
-//! client is a few lines over `std::net::TcpStream`, so it adds little to the figures.
+//! and not queueing; then with `connections` connections at once (a thread each, one
+//! request at a time on each), for the rate a busy server sustains. Bounded: at most
+//! `requests` per surface and phase, and `seconds` each. The client is a few lines over
+//! `std::net::TcpStream`, so it adds little to the figures.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -31,6 +33,9 @@ pub(crate) struct HttpArgs {
     /// Most seconds of rank requests per surface.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// Connections for the concurrent phase (each with one request at a time).
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
     /// Where to write the figures (JSON).
     #[arg(long)]
     out: PathBuf,
@@ -253,6 +258,7 @@ fn measure(args: &HttpArgs, database: &std::path::Path) -> anyhow::Result<Value>
             }
         }
         let elapsed = started.elapsed().as_secs_f64();
+        let concurrent = concurrently(args, address, &path, &placement_token, &contexts, count)?;
         latencies.sort_by(f64::total_cmp);
         let mean = latencies.iter().sum::<f64>() / latencies.len() as f64;
         eprintln!(
@@ -269,8 +275,78 @@ fn measure(args: &HttpArgs, database: &std::path::Path) -> anyhow::Result<Value>
                 "p99_ms": percentile(&latencies, 0.99),
                 "mean_ms": mean,
                 "per_second": latencies.len() as f64 / elapsed,
+                "concurrent": concurrent,
             }),
         );
     }
     Ok(Value::Object(results))
+}
+
+/// Ranks on `args.connections` connections at once until `args.requests` are answered or
+/// `args.seconds` pass: requests per second and the latencies' p50 and p99.
+fn concurrently(
+    args: &HttpArgs,
+    address: SocketAddr,
+    path: &str,
+    token: &str,
+    contexts: &[Value],
+    count: usize,
+) -> anyhow::Result<Value> {
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let per_connection: Vec<anyhow::Result<Vec<f64>>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..args.connections)
+            .map(|worker| {
+                let answered = &answered;
+                scope.spawn(move || -> anyhow::Result<Vec<f64>> {
+                    let mut connection = Connection::open(address)?;
+                    let mut latencies = Vec::new();
+                    let mut next = worker;
+                    while Instant::now() < deadline
+                        && answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                            < args.requests
+                    {
+                        let body = &contexts[next % contexts.len()];
+                        next += args.connections;
+                        let sent = Instant::now();
+                        let answer = connection.expect("POST", path, token, body)?;
+                        latencies.push(sent.elapsed().as_secs_f64() * 1e3);
+                        if answer["items"].as_array().map(Vec::len) != Some(count) {
+                            bail!("rank answered {answer}");
+                        }
+                    }
+                    Ok(latencies)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| {
+                worker
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a client thread panicked")))
+            })
+            .collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut latencies = Vec::new();
+    for worker in per_connection {
+        latencies.extend(worker?);
+    }
+    latencies.sort_by(f64::total_cmp);
+    eprintln!(
+        "{count} candidates, {} connections: {:.0} requests/s, p50 {:.3} ms, p99 {:.3} ms",
+        args.connections,
+        latencies.len() as f64 / elapsed,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+    );
+    Ok(json!({
+        "connections": args.connections,
+        "requests": latencies.len(),
+        "p50_ms": percentile(&latencies, 0.5),
+        "p99_ms": percentile(&latencies, 0.99),
+        "per_second": latencies.len() as f64 / elapsed,
+    }))
 }
