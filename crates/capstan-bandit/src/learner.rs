@@ -122,6 +122,14 @@ pub(crate) struct ItemRecord {
     pub(crate) graduated_at_ms: Option<i64>,
 }
 
+impl ItemRecord {
+    /// Under test until it graduates: at `graduation` impressions, or earlier when known
+    /// on merit (see [`known_on_merit`]).
+    fn under_test(&self, graduation: u64) -> bool {
+        self.impressions < graduation && self.graduated_at_ms.is_none()
+    }
+}
+
 /// How many observations of the surface's mean the global ranking's prior is worth: an
 /// item with one lucky click does not jump to the top of the holdout.
 pub(crate) const GLOBAL_PRIOR_WEIGHT: f64 = 20.0;
@@ -232,6 +240,12 @@ impl Learner {
         self.decisions_learned
     }
 
+    /// The standard deviation of the surface's rewards: the unit of exploration's gaps,
+    /// of the optimism bonus and of early graduation.
+    fn spread(&self) -> f64 {
+        self.surface_rewards.variance().max(0.0).sqrt()
+    }
+
     /// Ranks candidates for a context. `seed` drives every random choice (the arm, the
     /// item under test, the exploration sample): the same learner, inputs and seed give
     /// the same ranking.
@@ -303,7 +317,7 @@ impl Learner {
         let mut global_means = Vec::with_capacity(count);
         let mut under_test = Vec::new();
         let prior_mean = self.surface_rewards.mean;
-        let spread = self.surface_rewards.variance().max(0.0).sqrt();
+        let spread = self.spread();
         for (index, candidate) in candidates.iter().enumerate() {
             hash_features(&candidate.features, &mut item);
             item.push(hash_item_id(&candidate.id));
@@ -312,16 +326,15 @@ impl Learner {
             let score =
                 f64::from(self.model.score(&prepared, &item)) + uncertainty_bonus(spread, rewarded);
             scores.push(score.clamp(f64::from(f32::MIN), f64::from(f32::MAX)) as f32);
-            let (impressions, mean) = match record {
+            let (under, mean) = match record {
                 Some(record) => (
-                    record.impressions,
+                    record.under_test(settings.graduation_impressions),
                     shrunk_mean(record.reward_sum, record.rewarded, prior_mean),
                 ),
-                None => (0, prior_mean),
+                None => (settings.graduation_impressions > 0, prior_mean),
             };
             global_means.push(mean);
-            let graduated = record.is_some_and(|record| record.graduated_at_ms.is_some());
-            if impressions < settings.graduation_impressions && !graduated {
+            if under {
                 under_test.push(index);
             }
         }
@@ -365,10 +378,7 @@ impl Learner {
     /// [`known_on_merit`]).
     pub fn record_impression(&mut self, item_id: &str, now_ms: i64) {
         let graduation = self.settings.graduation_impressions;
-        let (surface_mean, spread) = (
-            self.surface_rewards.mean,
-            self.surface_rewards.variance().max(0.0).sqrt(),
-        );
+        let (surface_mean, spread) = (self.surface_rewards.mean, self.spread());
         let record = match self.items.get_mut(item_id) {
             Some(record) => record,
             None => self.items.entry(item_id.to_owned()).or_default(),
@@ -502,8 +512,7 @@ impl Learner {
                 impressions: record.impressions,
                 rewarded: record.rewarded,
                 reward_sum: record.reward_sum,
-                under_test: record.impressions < self.settings.graduation_impressions
-                    && record.graduated_at_ms.is_none(),
+                under_test: record.under_test(self.settings.graduation_impressions),
                 first_impression_ms: record.first_impression_ms,
                 graduated_at_ms: record.graduated_at_ms,
             })

@@ -1020,6 +1020,22 @@ fn decision(event_id: &str, created_at: i64, activated: bool) -> DecisionRecord 
     }
 }
 
+/// The surface `home_hero` in the bootstrapped project.
+async fn home_hero(store: &SqlStore) {
+    let surface = SurfaceRecord {
+        project: project(),
+        key: surface_key("home_hero"),
+        description: String::new(),
+        settings: json!({}),
+        created_at: 1,
+        updated_at: 1,
+    };
+    store
+        .upsert_surface(surface, audit("surface.create", "home_hero"))
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn transactions_that_read_before_writing_wait_for_other_writers() {
     // A transaction that reads, then writes, while other connections keep committing
@@ -1029,18 +1045,7 @@ async fn transactions_that_read_before_writing_wait_for_other_writers() {
     // lease renewals.
     async fn check(store: &SqlStore, _: &TestBackend) {
         bootstrapped(store).await;
-        let surface = SurfaceRecord {
-            project: project(),
-            key: surface_key("home_hero"),
-            description: String::new(),
-            settings: json!({}),
-            created_at: 1,
-            updated_at: 1,
-        };
-        store
-            .upsert_surface(surface, audit("surface.create", "home_hero"))
-            .await
-            .unwrap();
+        home_hero(store).await;
         let renewals = async {
             for round in 0..400i64 {
                 store
@@ -1085,18 +1090,7 @@ async fn transactions_that_read_before_writing_wait_for_other_writers() {
 async fn a_batch_of_decisions_is_logged_in_one_go_and_skips_used_event_ids() {
     async fn check(store: &SqlStore, _: &TestBackend) {
         bootstrapped(store).await;
-        let surface = SurfaceRecord {
-            project: project(),
-            key: surface_key("home_hero"),
-            description: String::new(),
-            settings: json!({}),
-            created_at: 1,
-            updated_at: 1,
-        };
-        store
-            .upsert_surface(surface, audit("surface.create", "home_hero"))
-            .await
-            .unwrap();
+        home_hero(store).await;
         store
             .insert_decision(&decision("used", 10, true))
             .await
