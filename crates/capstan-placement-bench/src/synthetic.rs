@@ -37,7 +37,7 @@ pub(crate) struct SyntheticArgs {
     #[arg(long)]
     out: PathBuf,
     /// Another Capstan policy to play, `NAME=SETTINGS` with SETTINGS a JSON object of
-    /// learner settings over the defaults, e.g. `low=\{"exploration":0.05\}`. Repeatable.
+    /// learner settings over the defaults, e.g. `low={"exploration":0.05}`. Repeatable.
     #[arg(long = "variant", value_parser = parse_variant)]
     variants: Vec<(String, LearnerSettings)>,
     /// Play only these policies (comma-separated names), e.g. `capstan,low`.
