@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use capstan_openfeature::CapstanProvider;
-use capstan_server::clock::SystemClock;
+use capstan_server::core::clock::SystemClock;
 use capstan_server::{RunningServer, ServeConfig};
 use capstan_store::testing::{TestBackend, TestDatabase, backends};
 use open_feature::provider::{FeatureProvider, ProviderStatus};

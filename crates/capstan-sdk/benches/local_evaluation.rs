@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use capstan_flags::{CompiledEnvironment, EvaluationContext, FlagdDocument};
 use capstan_sdk::Client;
-use capstan_server::clock::SystemClock;
+use capstan_server::core::clock::SystemClock;
 use capstan_server::{RunningServer, ServeConfig};
 use clap::{Args, FromArgMatches};
 use criterion::{Criterion, criterion_group, criterion_main};

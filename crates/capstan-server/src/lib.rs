@@ -4,24 +4,10 @@
 //! Handlers hold no logic of their own beyond parsing and authorisation: writes go
 //! through [`mutations::mutate`], reads through the compiled [`environments`].
 
-pub mod api;
-pub mod auth;
-pub mod background;
-pub mod changes;
-pub mod clock;
-pub mod config;
-pub mod environments;
-pub mod error;
-pub mod events;
-pub mod health;
-pub mod metrics;
-pub mod mutations;
-pub mod ofrep;
+pub mod core;
+pub mod flags;
 pub mod placements;
-pub mod rate_limit;
 pub mod rollouts;
-pub mod scheduler;
-pub mod sdk;
 pub mod state;
 pub mod webhooks;
 
@@ -38,9 +24,11 @@ use capstan_model::{EnvironmentKey, ProjectKey, Role, TokenName};
 use capstan_store::{Bootstrap, BootstrapOutcome, SqlStore, Store, TokenRecord};
 use secrecy::ExposeSecret;
 
-use clock::Clock;
-pub use config::ServeConfig;
-use error::ApiError;
+use crate::core::clock::Clock;
+pub use crate::core::config::ServeConfig;
+use crate::core::error::ApiError;
+use crate::core::{auth, background, health, rate_limit};
+use crate::flags::{changes, scheduler};
 use state::{AppState, Settings};
 
 /// The OpenAPI document's frame; the paths are collected from the handlers' own
@@ -49,7 +37,7 @@ use state::{AppState, Settings};
 #[openapi(
     info(title = "Capstan API", description = "Capstan's management API. Evaluation is OFREP, under /ofrep/v1."),
     modifiers(&BearerAuth),
-    components(schemas(error::ErrorBody)),
+    components(schemas(crate::core::error::ErrorBody)),
     tags(
         (name = "flags", description = "Feature flags and their configuration per environment"),
         (name = "projects", description = "Projects and environments"),
@@ -81,19 +69,12 @@ impl utoipa::Modify for BearerAuth {
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi;
     utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(ofrep::router())
-        .merge(api::projects::router())
-        .merge(api::flags::router())
-        .merge(api::segments::router())
-        .merge(api::schedules::router())
-        .merge(api::flagd::router())
-        .merge(api::tokens::router())
-        .merge(api::audit::router())
-        .merge(sdk::router())
-        .merge(events::router())
-        .merge(rollouts::api::router())
-        .merge(placements::api::router())
-        .merge(placements::personalizer::router())
+        .merge(core::projects::router())
+        .merge(core::tokens::router())
+        .merge(core::audit::router())
+        .merge(flags::router())
+        .merge(rollouts::router())
+        .merge(placements::router())
         .merge(webhooks::router())
         .split_for_parts()
 }

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use capstan_store::Store;
 
-use crate::auth::TokenCache;
-use crate::clock::Clock;
-use crate::environments::Environments;
-use crate::metrics::Metrics;
-use crate::rate_limit::RateLimiter;
+use crate::core::auth::TokenCache;
+use crate::core::clock::Clock;
+use crate::core::metrics::Metrics;
+use crate::core::rate_limit::RateLimiter;
+use crate::flags::environments::Environments;
 
 #[derive(Clone)]
 pub struct AppState {

@@ -62,7 +62,7 @@ fn parse() -> Result<Cli, String> {
     let Some(path) = &config.config else {
         return Ok(cli);
     };
-    let extra = capstan_server::config::file_arguments(path, serve)?;
+    let extra = capstan_server::core::config::file_arguments(path, serve)?;
     if extra.is_empty() {
         return Ok(cli);
     }
@@ -83,7 +83,7 @@ async fn serve(config: capstan_server::ServeConfig) -> anyhow::Result<()> {
     // "Listening on" must shut down gracefully, never kill the process mid-request.
     let mut signals = ShutdownSignals::install()?;
     let mut server =
-        capstan_server::start(&config, Arc::new(capstan_server::clock::SystemClock)).await?;
+        capstan_server::start(&config, Arc::new(capstan_server::core::clock::SystemClock)).await?;
     if let Some(token) = &server.generated_admin_token {
         println!(
             "Created project \"default\" with environments development, staging and production."

@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::features::parse_features;
 use super::parse_policy;
-use crate::error::ApiError;
+use crate::core::background::Lease;
+use crate::core::error::ApiError;
 use crate::state::AppState;
 
 const LEASE: &str = "placements";
@@ -40,8 +41,7 @@ pub struct LearnReport {
 }
 
 pub struct PlacementDriver {
-    holder: String,
-    lease_ttl_ms: i64,
+    lease: Lease,
     save_interval_ms: i64,
     pending: HashMap<(ProjectKey, SurfaceKey), Pending>,
 }
@@ -50,8 +50,7 @@ impl PlacementDriver {
     /// Saves each learning surface's model at most every `save_interval_ms`.
     pub fn new(lease_ttl_ms: i64, save_interval_ms: i64) -> PlacementDriver {
         PlacementDriver {
-            holder: format!("replica-{:016x}", rand::random::<u64>()),
-            lease_ttl_ms,
+            lease: Lease::new(LEASE, lease_ttl_ms),
             save_interval_ms,
             pending: HashMap::new(),
         }
@@ -60,10 +59,7 @@ impl PlacementDriver {
     pub async fn tick(&mut self, state: &AppState) -> Result<LearnReport, ApiError> {
         let now = state.clock.now_ms();
         let mut report = LearnReport {
-            leading: state
-                .store
-                .acquire_lease(LEASE, &self.holder, now, self.lease_ttl_ms)
-                .await?,
+            leading: self.lease.hold(state).await?,
             ..LearnReport::default()
         };
         if !report.leading {
@@ -204,8 +200,10 @@ fn parse_decision(
 }
 
 /// Runs the learning loop on an interval until shutdown.
-impl crate::background::Controller for PlacementDriver {
+impl crate::core::background::Controller for PlacementDriver {
     const WHAT: &'static str = "placement learning tick";
+
+    type Error = ApiError;
 
     async fn pass(&mut self, state: &AppState) -> Result<(), ApiError> {
         self.tick(state).await.map(|_| ())

@@ -9,7 +9,7 @@
 use capstan_bandit::{Feature, Features};
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::core::error::ApiError;
 
 /// Most features one context, or one candidate, may have.
 pub const MAX_FEATURES: usize = 1_024;

@@ -8,10 +8,10 @@
 //! starts from the saved model and relearns nothing twice. The other replicas rank with
 //! the latest saved model.
 
-pub mod api;
 pub mod driver;
 pub mod features;
-pub mod personalizer;
+mod personalizer;
+mod routes;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -23,8 +23,13 @@ use capstan_store::{DecisionRecord, RewardCombine, RewardOutcome, SurfaceRecord}
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
+use crate::core::error::{ApiError, ErrorCode};
 use crate::state::AppState;
+
+/// The placement routes, Capstan's own and Azure Personalizer's shapes.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    routes::router().merge(personalizer::router())
+}
 
 /// A surface's settings, as stored: the learner's, and how rewards are taken.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -352,7 +357,7 @@ pub async fn reward(
     {
         RewardOutcome::Recorded => Ok(()),
         RewardOutcome::Duplicate => Err(ApiError::Conflict {
-            code: "duplicate_reward",
+            code: ErrorCode::DuplicateReward,
             message: format!(
                 "event {event_id:?} already has its reward (rewards combine as first)"
             ),
@@ -363,7 +368,7 @@ pub async fn reward(
 
 fn late(event_id: &str) -> ApiError {
     ApiError::Conflict {
-        code: "reward_too_late",
+        code: ErrorCode::RewardTooLate,
         message: format!("event {event_id:?} is past its reward window"),
     }
 }

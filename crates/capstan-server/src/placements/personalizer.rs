@@ -19,14 +19,14 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::api::{check_event_id, placement_scope, surface_key};
+use super::routes::{check_event_id, placement_scope, surface_key};
 use super::{RankInput, SurfaceSettings};
-use crate::api::body::parse_json;
-use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::core::auth::Principal;
+use crate::core::body::parse_json;
+use crate::core::error::ApiError;
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(rank_default))
         .routes(routes!(reward_default))
@@ -40,7 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 const DEFAULT_SURFACE: &str = "personalizer";
 
 /// An error in Personalizer's shape (and Capstan's).
-pub struct PersonalizerError(ApiError);
+pub(super) struct PersonalizerError(ApiError);
 
 impl From<ApiError> for PersonalizerError {
     fn from(error: ApiError) -> PersonalizerError {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use capstan_store::{DecisionRecord, Store, StoreError};
 use tokio::sync::oneshot;
 
-use crate::error::ApiError;
+use crate::core::error::ApiError;
 
 /// What a queued decision learns: whether it was logged (false: its event id was used),
 /// or why the batch failed.

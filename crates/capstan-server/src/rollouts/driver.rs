@@ -13,7 +13,8 @@ use capstan_store::{EventKind, RolloutBucketRecord, RolloutFilter};
 use serde_json::{Map, Value, json};
 
 use super::{Rollout, Transition, TransitionContext, flag_is_as_left, transition};
-use crate::error::ApiError;
+use crate::core::background::Lease;
+use crate::core::error::ApiError;
 use crate::state::AppState;
 
 /// The lease that makes one replica the driver.
@@ -49,8 +50,7 @@ pub struct DriverReport {
 }
 
 pub struct RolloutDriver {
-    holder: String,
-    lease_ttl_ms: i64,
+    lease: Lease,
     runtimes: HashMap<i64, Runtime>,
 }
 
@@ -58,8 +58,7 @@ impl RolloutDriver {
     /// `lease_ttl_ms`: how long after its last tick a silent driver is replaced.
     pub fn new(lease_ttl_ms: i64) -> RolloutDriver {
         RolloutDriver {
-            holder: format!("replica-{:016x}", rand::random::<u64>()),
-            lease_ttl_ms,
+            lease: Lease::new(LEASE, lease_ttl_ms),
             runtimes: HashMap::new(),
         }
     }
@@ -67,10 +66,7 @@ impl RolloutDriver {
     pub async fn tick(&mut self, state: &AppState) -> Result<DriverReport, ApiError> {
         let mut report = DriverReport::default();
         let now = state.clock.now_ms();
-        report.leading = state
-            .store
-            .acquire_lease(LEASE, &self.holder, now, self.lease_ttl_ms)
-            .await?;
+        report.leading = self.lease.hold(state).await?;
         if !report.leading {
             // Another replica drives; forget what we had, it will be stale when we lead.
             self.runtimes.clear();
@@ -235,7 +231,7 @@ async fn drive(
         "guardrails": decision.readings,
     });
     let reading = json!({
-        "at": crate::clock::rfc3339(now),
+        "at": crate::core::clock::rfc3339(now),
         "reason": decision.reason,
         "units": units,
         "guardrails": decision.readings,
@@ -297,8 +293,11 @@ async fn drive(
 }
 
 /// Runs the driver on an interval until shutdown.
-impl crate::background::Controller for RolloutDriver {
+impl crate::core::background::Controller for RolloutDriver {
     const WHAT: &'static str = "rollout driver tick";
+
+    // Transitions go through the flag write path, whose errors are the API's.
+    type Error = ApiError;
 
     async fn pass(&mut self, state: &AppState) -> Result<(), ApiError> {
         self.tick(state).await.map(|_| ())

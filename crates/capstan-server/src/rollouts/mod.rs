@@ -9,8 +9,8 @@
 //! flag's new definition, the rollout's new state, the audit entry and the webhook
 //! messages commit together or not at all.
 
-pub mod api;
 pub mod driver;
+mod routes;
 
 use capstan_judge::{Progress, RolloutPlan, Status, Units};
 use capstan_model::{EnvironmentKey, FlagKey};
@@ -18,10 +18,15 @@ use capstan_store::{ConfigWrite, Notification, RolloutRecord, RolloutWrite};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::clock::rfc3339;
-use crate::error::ApiError;
-use crate::mutations::{AuditDraft, Plan, mutate};
+use crate::core::clock::rfc3339;
+use crate::core::error::ApiError;
+use crate::flags::write::{AuditDraft, Plan, mutate};
 use crate::state::AppState;
+
+/// The rollout routes.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    routes::router()
+}
 
 /// The plan as stored: the judge's plan and the flag's targeting before the rollout.
 #[derive(Debug, Clone, Serialize, Deserialize)]

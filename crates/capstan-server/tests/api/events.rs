@@ -36,7 +36,7 @@ async fn events_are_accepted_and_stored() {
         assert_eq!(stored[0].1.targeting_key, "u-1");
         assert_eq!(
             stored[0].1.at,
-            capstan_server::clock::parse_rfc3339("2026-11-24T20:00:00Z").unwrap()
+            capstan_server::core::clock::parse_rfc3339("2026-11-24T20:00:00Z").unwrap()
         );
         assert!(
             matches!(&stored[1].1.kind, capstan_store::EventKind::Metric { metric, value } if metric == "checkout_error" && *value == 1.0)

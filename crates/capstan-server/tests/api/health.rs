@@ -66,7 +66,7 @@ async fn bootstrap_creates_default_project_once() {
         // A second server on the same store finds it bootstrapped and makes no token.
         let mut second_config = config(&app.database.url, &Default::default());
         second_config.bootstrap_token = None;
-        let clock = std::sync::Arc::new(capstan_server::clock::SystemClock);
+        let clock = std::sync::Arc::new(capstan_server::core::clock::SystemClock);
         let second = capstan_server::start(&second_config, clock).await.unwrap();
         assert!(second.generated_admin_token.is_none());
         second.shutdown().await.unwrap();
@@ -81,7 +81,7 @@ async fn an_empty_store_without_a_bootstrap_token_generates_one() {
         server_config.bootstrap_token = None;
         let server = capstan_server::start(
             &server_config,
-            std::sync::Arc::new(capstan_server::clock::SystemClock),
+            std::sync::Arc::new(capstan_server::core::clock::SystemClock),
         )
         .await
         .unwrap();

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use capstan_server::clock::ManualClock;
+use capstan_server::core::clock::ManualClock;
 use capstan_server::{RunningServer, ServeConfig};
 use capstan_store::testing::{TestBackend, TestDatabase, backends};
 use reqwest::{Method, StatusCode};

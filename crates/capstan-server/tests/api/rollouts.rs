@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use capstan_server::clock::Clock;
+use capstan_server::core::clock::Clock;
 use capstan_server::rollouts::driver::RolloutDriver;
 use capstan_server::webhooks::{Deliverer, signature};
 use reqwest::{Method, StatusCode};
@@ -54,7 +54,7 @@ async fn traffic(
 ) -> (usize, usize) {
     let mut events = Vec::new();
     let (mut control, mut treatment) = (0, 0);
-    let timestamp = capstan_server::clock::rfc3339(app.clock.now_ms());
+    let timestamp = capstan_server::core::clock::rfc3339(app.clock.now_ms());
     for unit in units {
         let key = format!("user-{unit}");
         let (code, body) = app
@@ -750,7 +750,7 @@ async fn retention_deletes_old_raw_events_but_not_an_active_rollouts() {
         let sdk = app.token("sdk", Some("production")).await;
         let event = |at_ms: i64, key: &str| {
             json!({"kind": "metric", "metric": "error", "value": 0, "targetingKey": key,
-                   "timestamp": capstan_server::clock::rfc3339(at_ms)})
+                   "timestamp": capstan_server::core::clock::rfc3339(at_ms)})
         };
         let now = app.clock.now_ms();
         let old = event(now - 200 * 3_600_000, "old");

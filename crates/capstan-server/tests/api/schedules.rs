@@ -10,7 +10,7 @@ const FLAG: &str = "/api/v1/projects/default/environments/production/flags/launc
 async fn a_scheduled_change_fires_on_time_and_once() {
     each_backend!(|app| {
         app.create_flag(json!({ "key": "launch" })).await;
-        let at = capstan_server::clock::rfc3339(START_MS + 60_000);
+        let at = capstan_server::core::clock::rfc3339(START_MS + 60_000);
         let (status, schedule) = app
             .admin(
                 Method::POST,
@@ -24,23 +24,25 @@ async fn a_scheduled_change_fires_on_time_and_once() {
         app.admin(
             Method::POST,
             &format!("{FLAG}/schedules"),
-            Some(json!({ "at": capstan_server::clock::rfc3339(START_MS + 120_000), "action": "setTargeting", "targeting": targeting })),
+            Some(json!({ "at": capstan_server::core::clock::rfc3339(START_MS + 120_000), "action": "setTargeting", "targeting": targeting })),
         )
         .await;
 
         // Not yet.
-        let report = capstan_server::scheduler::tick(app.state()).await.unwrap();
+        let report = capstan_server::flags::scheduler::tick(app.state())
+            .await
+            .unwrap();
         assert_eq!(report.applied, 0);
         app.clock.advance(60_000);
         assert_eq!(
-            capstan_server::scheduler::tick(app.state())
+            capstan_server::flags::scheduler::tick(app.state())
                 .await
                 .unwrap()
                 .applied,
             1
         );
         assert_eq!(
-            capstan_server::scheduler::tick(app.state())
+            capstan_server::flags::scheduler::tick(app.state())
                 .await
                 .unwrap()
                 .applied,
@@ -52,7 +54,7 @@ async fn a_scheduled_change_fires_on_time_and_once() {
 
         app.clock.advance(60_000);
         assert_eq!(
-            capstan_server::scheduler::tick(app.state())
+            capstan_server::flags::scheduler::tick(app.state())
                 .await
                 .unwrap()
                 .applied,
@@ -96,7 +98,7 @@ async fn two_replicas_apply_a_schedule_once() {
     for backend in crate::helpers::all_backends() {
         let app = crate::helpers::TestApp::spawn(&backend).await;
         app.create_flag(json!({ "key": "launch" })).await;
-        let at = capstan_server::clock::rfc3339(START_MS + 1_000);
+        let at = capstan_server::core::clock::rfc3339(START_MS + 1_000);
         app.admin(
             Method::POST,
             &format!("{FLAG}/schedules"),
@@ -104,7 +106,9 @@ async fn two_replicas_apply_a_schedule_once() {
         )
         .await;
         // A second replica on the same database, with its own clock at the same time.
-        let clock = std::sync::Arc::new(capstan_server::clock::ManualClock::new(START_MS + 1_000));
+        let clock = std::sync::Arc::new(capstan_server::core::clock::ManualClock::new(
+            START_MS + 1_000,
+        ));
         let replica = capstan_server::start(
             &crate::helpers::config(&app.database.url, &Default::default()),
             clock,
@@ -113,8 +117,8 @@ async fn two_replicas_apply_a_schedule_once() {
         .unwrap();
         app.clock.advance(1_000);
         let (first, second) = tokio::join!(
-            capstan_server::scheduler::tick(app.state()),
-            capstan_server::scheduler::tick(&replica.state)
+            capstan_server::flags::scheduler::tick(app.state()),
+            capstan_server::flags::scheduler::tick(&replica.state)
         );
         assert_eq!(first.unwrap().applied + second.unwrap().applied, 1);
         let (_, history) = app
@@ -171,7 +175,7 @@ async fn a_schedule_that_cannot_apply_is_refused_or_cancellable() {
         assert_eq!(status, StatusCode::NO_CONTENT);
         app.clock.set(4_102_444_800_000);
         assert_eq!(
-            capstan_server::scheduler::tick(app.state())
+            capstan_server::flags::scheduler::tick(app.state())
                 .await
                 .unwrap()
                 .applied,

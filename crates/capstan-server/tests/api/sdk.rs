@@ -251,7 +251,7 @@ async fn a_change_through_one_replica_reaches_the_streams_of_another() {
             continue;
         }
         let a = TestApp::spawn(&backend).await;
-        let clock = std::sync::Arc::new(capstan_server::clock::ManualClock::new(
+        let clock = std::sync::Arc::new(capstan_server::core::clock::ManualClock::new(
             crate::helpers::START_MS,
         ));
         let b = capstan_server::start(

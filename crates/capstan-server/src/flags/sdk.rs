@@ -13,9 +13,9 @@ use capstan_model::{EnvironmentKey, ProjectKey, Role};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Principal;
-use crate::environments::EnvironmentSnapshot;
-use crate::error::ApiError;
+use crate::core::auth::Principal;
+use crate::core::error::ApiError;
+use crate::flags::environments::EnvironmentSnapshot;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -51,7 +51,7 @@ fn sdk_scope(principal: &Principal) -> Result<(ProjectKey, EnvironmentKey), ApiE
     responses(
         (status = 200, description = "{project, environment, revision, types, flags, $evaluators}", body = serde_json::Value),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
-        crate::error::ErrorResponses
+        crate::core::error::ErrorResponses
     ),
     security(("bearer" = []))
 )]
@@ -98,7 +98,7 @@ fn snapshot_event(snapshot: &EnvironmentSnapshot) -> Event {
     tag = "sdk",
     summary = "Server-Sent Events: a `snapshot` event (id = revision) on connect and after every change; \
                Last-Event-ID resumes without resending an unchanged snapshot",
-    responses((status = 200, description = "text/event-stream"), crate::error::ErrorResponses),
+    responses((status = 200, description = "text/event-stream"), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn stream(

@@ -5,7 +5,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::core::error::ApiError;
 
 /// A JSON body whose errors name the field that is wrong (`variants.on: invalid type`).
 pub struct JsonBody<T>(pub T);

@@ -4,24 +4,29 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use capstan_model::{Role, SegmentKey};
+use capstan_model::SegmentKey;
 use capstan_store::{SegmentRecord, SegmentWrite};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::body::{JsonBody, if_match, key};
-use super::flags::{environment_key, project_key};
-use super::paths;
-use crate::auth::Principal;
-use crate::clock::rfc3339;
-use crate::environments::EnvironmentSnapshot;
-use crate::error::ApiError;
-use crate::mutations::{AuditDraft, Plan, mutate};
+use crate::core::body::{JsonBody, if_match, key};
+
+use crate::core::clock::rfc3339;
+use crate::core::error::ApiError;
+use crate::core::paths;
+use crate::core::scope::{InEnvironment, permissions};
+use crate::flags::environments::EnvironmentSnapshot;
+use crate::flags::write::{AuditDraft, Plan, mutate};
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+permissions! {
+    ChangeSegments = (Editor, "change segments");
+    ReadSegments = (Viewer, "read segments");
+}
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(
         get_segment,
         put_segment,
@@ -63,17 +68,17 @@ fn segment_json(segment: &SegmentRecord) -> Value {
     tag = "segments",
     summary = "Segments of an environment",
     params(paths::Environment),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, environment)): Path<(String, String)>,
+    InEnvironment {
+        project,
+        environment,
+        ..
+    }: InEnvironment<ReadSegments>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Viewer, "read segments")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
     let snapshot = state.environments.get(&project, &environment).await?;
     let segments: Vec<Value> = snapshot.state.segments.iter().map(segment_json).collect();
     Ok(Json(json!({ "segments": segments })))
@@ -85,17 +90,18 @@ async fn list(
     tag = "segments",
     summary = "One segment",
     params(paths::SegmentInEnvironment),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn get_segment(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, environment, segment)): Path<(String, String, String)>,
+    InEnvironment {
+        project,
+        environment,
+        ..
+    }: InEnvironment<ReadSegments>,
+    Path(paths::SegmentInEnvironment { segment, .. }): Path<paths::SegmentInEnvironment>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Viewer, "read segments")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
     let segment = key("segment", &segment, SegmentKey::parse)?;
     let snapshot = state.environments.get(&project, &environment).await?;
     let record = find_segment(&snapshot, &segment).ok_or_else(|| segment_not_found(&segment))?;
@@ -117,19 +123,21 @@ struct PutSegment {
     summary = "Create or replace a segment",
     params(paths::SegmentInEnvironment),
     request_body = PutSegment,
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn put_segment(
     State(state): State<AppState>,
-    principal: Principal,
     headers: HeaderMap,
-    Path((project, environment, segment)): Path<(String, String, String)>,
+    InEnvironment {
+        principal,
+        project,
+        environment,
+        ..
+    }: InEnvironment<ChangeSegments>,
+    Path(paths::SegmentInEnvironment { segment, .. }): Path<paths::SegmentInEnvironment>,
     JsonBody(body): JsonBody<PutSegment>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    principal.require(Role::Editor, "change segments")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
     let segment = key("segment", &segment, SegmentKey::parse)?;
     let expected = if_match(&headers)?;
     let (created, _) = mutate(
@@ -185,17 +193,19 @@ async fn put_segment(
     tag = "segments",
     summary = "Delete a segment",
     params(paths::SegmentInEnvironment),
-    responses((status = 204, description = "Deleted"), crate::error::ErrorResponses),
+    responses((status = 204, description = "Deleted"), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn delete_segment(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, environment, segment)): Path<(String, String, String)>,
+    InEnvironment {
+        principal,
+        project,
+        environment,
+        ..
+    }: InEnvironment<ChangeSegments>,
+    Path(paths::SegmentInEnvironment { segment, .. }): Path<paths::SegmentInEnvironment>,
 ) -> Result<StatusCode, ApiError> {
-    principal.require(Role::Editor, "change segments")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
     let segment = key("segment", &segment, SegmentKey::parse)?;
     mutate(
         &state,

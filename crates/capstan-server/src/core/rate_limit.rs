@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::error::ApiError;
+use crate::core::error::ApiError;
 
 pub struct RateLimiter {
     /// Requests per second each token may make on average; 0 turns limiting off.

@@ -12,8 +12,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use capstan_model::Role;
-use capstan_store::{AuditEntry, DeliveryOutcome, DeliveryRecord, WebhookRecord};
+use capstan_store::{AuditEntry, DeliveryOutcome, DeliveryRecord, StoreError, WebhookRecord};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,13 +20,18 @@ use sha2::Sha256;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::body::JsonBody;
-use crate::api::flags::project_key;
-use crate::api::paths;
-use crate::auth::Principal;
-use crate::clock::rfc3339;
-use crate::error::ApiError;
+use crate::core::body::JsonBody;
+
+use crate::core::background::Lease;
+use crate::core::clock::rfc3339;
+use crate::core::error::ApiError;
+use crate::core::paths;
+use crate::core::scope::{InProject, permissions};
 use crate::state::AppState;
+
+permissions! {
+    ManageWebhooks = (Admin, "manage webhooks");
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -98,17 +102,16 @@ struct CreateWebhook {
     summary = "Add a webhook; the answer shows its signing secret, once",
     params(paths::Project),
     request_body = CreateWebhook,
-    responses((status = 201, description = "Created", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 201, description = "Created", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn create(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(project): Path<String>,
+    InProject {
+        principal, project, ..
+    }: InProject<ManageWebhooks>,
     JsonBody(body): JsonBody<CreateWebhook>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    principal.require(Role::Admin, "manage webhooks")?;
-    let project = project_key(&principal, &project)?;
     let url = reqwest::Url::parse(&body.url)
         .ok()
         .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
@@ -172,16 +175,13 @@ async fn create(
     tag = "webhooks",
     summary = "Webhooks of a project (secrets are not shown)",
     params(paths::Project),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(project): Path<String>,
+    InProject { project, .. }: InProject<ManageWebhooks>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Admin, "manage webhooks")?;
-    let project = project_key(&principal, &project)?;
     let webhooks: Vec<Value> = state
         .store
         .list_webhooks(&project)
@@ -198,16 +198,16 @@ async fn list(
     tag = "webhooks",
     summary = "Remove a webhook and its pending deliveries",
     params(paths::Webhook),
-    responses((status = 204, description = "Deleted"), crate::error::ErrorResponses),
+    responses((status = 204, description = "Deleted"), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn delete(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, id)): Path<(String, String)>,
+    InProject {
+        principal, project, ..
+    }: InProject<ManageWebhooks>,
+    Path(paths::Webhook { id, .. }): Path<paths::Webhook>,
 ) -> Result<StatusCode, ApiError> {
-    principal.require(Role::Admin, "manage webhooks")?;
-    let project = project_key(&principal, &project)?;
     let now = state.clock.now_ms();
     state
         .store
@@ -236,16 +236,14 @@ async fn delete(
     tag = "webhooks",
     summary = "Deliveries of a webhook: event, attempts, status and last error",
     params(paths::Webhook),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn deliveries(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, id)): Path<(String, String)>,
+    InProject { project, .. }: InProject<ManageWebhooks>,
+    Path(paths::Webhook { id, .. }): Path<paths::Webhook>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Admin, "manage webhooks")?;
-    let project = project_key(&principal, &project)?;
     if !state
         .store
         .list_webhooks(&project)
@@ -280,8 +278,7 @@ async fn deliveries(
 
 /// Delivers due webhook messages; one replica at a time holds the `webhooks` lease.
 pub struct Deliverer {
-    holder: String,
-    lease_ttl_ms: i64,
+    lease: Lease,
     client: reqwest::Client,
 }
 
@@ -296,20 +293,15 @@ impl Deliverer {
             .build()
             .expect("the webhook HTTP client builds");
         Deliverer {
-            holder: format!("replica-{:016x}", rand::random::<u64>()),
-            lease_ttl_ms,
+            lease: Lease::new("webhooks", lease_ttl_ms),
             client,
         }
     }
 
     /// Attempts every due delivery once; returns how many were delivered.
-    pub async fn tick(&self, state: &AppState) -> Result<usize, ApiError> {
+    pub async fn tick(&self, state: &AppState) -> Result<usize, StoreError> {
         let now = state.clock.now_ms();
-        if !state
-            .store
-            .acquire_lease("webhooks", &self.holder, now, self.lease_ttl_ms)
-            .await?
-        {
+        if !self.lease.hold(state).await? {
             return Ok(0);
         }
         let mut delivered = 0;
@@ -361,11 +353,12 @@ impl Deliverer {
     }
 }
 
-/// Runs the deliverer on an interval until shutdown.
-impl crate::background::Controller for Deliverer {
+impl crate::core::background::Controller for Deliverer {
     const WHAT: &'static str = "webhook delivery";
 
-    async fn pass(&mut self, state: &AppState) -> Result<(), ApiError> {
+    type Error = StoreError;
+
+    async fn pass(&mut self, state: &AppState) -> Result<(), StoreError> {
         self.tick(state).await.map(|_| ())
     }
 }

@@ -3,26 +3,31 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use capstan_model::{FlagKey, FlagType, Role, SegmentKey};
+use axum::extract::{Query, State};
+use capstan_model::{FlagKey, FlagType, SegmentKey};
 use capstan_store::{ConfigWrite, FlagRecord, FlagWrite, SegmentWrite};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::body::JsonBody;
-use super::flags::{CONFIG_FIELDS, environment_key, project_environments, project_key};
-use super::paths;
-use crate::auth::Principal;
-use crate::environments::flagd_json;
-use crate::error::ApiError;
-use crate::mutations::{AuditDraft, Plan, mutate};
+use crate::core::body::JsonBody;
+use crate::core::error::ApiError;
+use crate::core::paths;
+use crate::core::scope::{InEnvironment, permissions};
+use crate::flags::environments::flagd_json;
+use crate::flags::operations::{CONFIG_FIELDS, project_environments};
+use crate::flags::write::{AuditDraft, Plan, mutate};
 use crate::state::AppState;
 
 const FLAGD_SCHEMA: &str = "https://flagd.dev/schema/v0/flags.json";
 
-pub fn router() -> OpenApiRouter<AppState> {
+permissions! {
+    ImportFlags = (Editor, "import flags");
+    ExportFlags = (Viewer, "export flags");
+}
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(export, import))
 }
 
@@ -32,17 +37,17 @@ pub fn router() -> OpenApiRouter<AppState> {
     tag = "flagd",
     summary = "Export an environment as a flagd file",
     params(paths::Environment),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn export(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, environment)): Path<(String, String)>,
+    InEnvironment {
+        project,
+        environment,
+        ..
+    }: InEnvironment<ExportFlags>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Viewer, "export flags")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
     let snapshot = state.environments.get(&project, &environment).await?;
     let mut document = Map::new();
     document.insert("$schema".into(), json!(FLAGD_SCHEMA));
@@ -144,19 +149,20 @@ fn read_file(document: &Value) -> Result<ImportFile, ApiError> {
     summary = "Import a flagd file as one change",
     params(paths::Environment, ("replace" = Option<bool>, Query, description = "Remove flags and segments not in the file")),
     request_body = serde_json::Value,
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn import(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, environment)): Path<(String, String)>,
+    InEnvironment {
+        principal,
+        project,
+        environment,
+        ..
+    }: InEnvironment<ImportFlags>,
     Query(query): Query<ImportQuery>,
     JsonBody(document): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Editor, "import flags")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
     let file = read_file(&document)?;
     let environments = project_environments(&state, &project).await?;
     if !environments.contains(&environment) {

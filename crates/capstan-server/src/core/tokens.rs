@@ -11,11 +11,16 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::{JsonBody, key, parse_json};
-use crate::auth::{Principal, generate_secret, hash_secret, hint, new_token_id};
-use crate::clock::{parse_rfc3339, rfc3339};
-use crate::error::ApiError;
+use crate::core::auth::{Principal, generate_secret, hash_secret, hint, new_token_id};
+use crate::core::clock::{parse_rfc3339, rfc3339};
+use crate::core::error::ApiError;
+use crate::core::scope::{Allowed, permissions};
 use crate::state::AppState;
 use axum::body::Bytes;
+
+permissions! {
+    ManageTokens = (Admin, "manage tokens");
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -87,15 +92,14 @@ struct CreateToken {
     tag = "tokens",
     summary = "Create a token; the secret is shown only in this answer",
     request_body = CreateToken,
-    responses((status = 201, description = "Created", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 201, description = "Created", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn create_token(
     State(state): State<AppState>,
-    principal: Principal,
+    Allowed { principal, .. }: Allowed<ManageTokens>,
     JsonBody(body): JsonBody<CreateToken>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    principal.require(Role::Admin, "manage tokens")?;
     let now = state.clock.now_ms();
     let name = key("name", &body.name, TokenName::parse)?;
     let role = Role::parse(&body.role).map_err(|error| ApiError::field("role", error))?;
@@ -184,14 +188,13 @@ async fn create_token(
     path = "/api/v1/tokens",
     tag = "tokens",
     summary = "Tokens (never their secrets)",
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_tokens(
     State(state): State<AppState>,
-    principal: Principal,
+    Allowed { principal, .. }: Allowed<ManageTokens>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Admin, "manage tokens")?;
     let now = state.clock.now_ms();
     let tokens: Vec<Value> = state
         .store
@@ -225,15 +228,14 @@ async fn find_token(
     tag = "tokens",
     summary = "One token",
     params(("id" = String, Path, description = "Token id")),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn get_token(
     State(state): State<AppState>,
-    principal: Principal,
+    Allowed { principal, .. }: Allowed<ManageTokens>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Admin, "manage tokens")?;
     let token = find_token(&state, &principal, &id).await?;
     Ok(Json(token_json(&token, state.clock.now_ms())))
 }
@@ -252,16 +254,15 @@ struct RotateToken {
     summary = "Replace a token; the old one works for the grace period",
     params(("id" = String, Path, description = "Token id")),
     request_body = RotateToken,
-    responses((status = 201, description = "Created", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 201, description = "Created", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn rotate_token(
     State(state): State<AppState>,
-    principal: Principal,
+    Allowed { principal, .. }: Allowed<ManageTokens>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    principal.require(Role::Admin, "manage tokens")?;
     // The body is optional: an empty one takes the default grace period.
     let body: RotateToken = if body.iter().all(u8::is_ascii_whitespace) {
         RotateToken::default()
@@ -319,15 +320,14 @@ async fn rotate_token(
     tag = "tokens",
     summary = "Revoke a token at once",
     params(("id" = String, Path, description = "Token id")),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn revoke_token(
     State(state): State<AppState>,
-    principal: Principal,
+    Allowed { principal, .. }: Allowed<ManageTokens>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Admin, "manage tokens")?;
     let now = state.clock.now_ms();
     let token = find_token(&state, &principal, &id).await?;
     let entry = audit(

@@ -47,7 +47,7 @@ pub enum ApiError {
 
     /// The request conflicts with the resource's state; `code` says how.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
 
     #[error("too many requests; retry after {retry_after_seconds} s")]
     RateLimited { retry_after_seconds: u64 },
@@ -59,6 +59,85 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
+/// Declares the table of error codes: each with its HTTP status and error type.
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $variant:ident => ($status:ident, $code:literal, $kind:ident),)*) => {
+        /// Every stable machine code an answer can carry. Codes never change once
+        /// released: clients match on them, and docs/api.md documents each.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ErrorCode {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$variant => StatusCode::$status,)*
+                }
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+
+            pub fn kind(self) -> ErrorKind {
+                match self {
+                    $(ErrorCode::$variant => ErrorKind::$kind,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// A field of the request is missing or wrong.
+    InvalidField => (BAD_REQUEST, "invalid_field", InvalidRequest),
+    /// The body is not JSON, or not the shape the route takes.
+    MalformedBody => (BAD_REQUEST, "malformed_body", InvalidRequest),
+    /// A flag definition the engine refused.
+    InvalidFlagDefinition => (BAD_REQUEST, "invalid_flag_definition", InvalidRequest),
+    MissingOrInvalidToken => (UNAUTHORIZED, "missing_or_invalid_token", Auth),
+    Forbidden => (FORBIDDEN, "forbidden", Auth),
+    NotFound => (NOT_FOUND, "not_found", InvalidRequest),
+    AlreadyExists => (CONFLICT, "already_exists", InvalidRequest),
+    VersionConflict => (CONFLICT, "version_conflict", InvalidRequest),
+    /// A scheduled change someone else already carried out or cancelled.
+    AlreadySettled => (CONFLICT, "already_settled", InvalidRequest),
+    /// A surface's hash size cannot change once it has a model.
+    ModelExists => (CONFLICT, "model_exists", InvalidRequest),
+    /// A second reward for a decision whose first reward is the one that counts.
+    DuplicateReward => (CONFLICT, "duplicate_reward", InvalidRequest),
+    /// A reward after the decision's reward window closed.
+    RewardTooLate => (CONFLICT, "reward_too_late", InvalidRequest),
+    RateLimited => (TOO_MANY_REQUESTS, "rate_limited", RateLimit),
+    StoreUnavailable => (SERVICE_UNAVAILABLE, "store_unavailable", Internal),
+    Internal => (INTERNAL_SERVER_ERROR, "internal", Internal),
+}
+
+/// The family of an error, the wire's `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidRequest,
+    Auth,
+    RateLimit,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::Auth => "auth",
+            ErrorKind::RateLimit => "rate_limit",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
 impl ApiError {
     pub fn field(field: impl Into<String>, message: impl std::fmt::Display) -> ApiError {
         ApiError::InvalidField {
@@ -67,42 +146,21 @@ impl ApiError {
         }
     }
 
-    /// The status, stable code and error type of each variant. Codes never change once
-    /// released: clients match on them.
-    pub fn describe(&self) -> (StatusCode, &'static str, &'static str) {
+    /// The stable code of the answer.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::InvalidField { .. } => {
-                (StatusCode::BAD_REQUEST, "invalid_field", "invalid_request")
-            }
-            ApiError::MalformedBody(_) => {
-                (StatusCode::BAD_REQUEST, "malformed_body", "invalid_request")
-            }
-            ApiError::InvalidDefinition(_) => (
-                StatusCode::BAD_REQUEST,
-                "invalid_flag_definition",
-                "invalid_request",
-            ),
-            ApiError::Unauthenticated => {
-                (StatusCode::UNAUTHORIZED, "missing_or_invalid_token", "auth")
-            }
-            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden", "auth"),
-            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found", "invalid_request"),
-            ApiError::AlreadyExists { .. } => {
-                (StatusCode::CONFLICT, "already_exists", "invalid_request")
-            }
-            ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code, "invalid_request"),
-            ApiError::VersionConflict { .. } => {
-                (StatusCode::CONFLICT, "version_conflict", "invalid_request")
-            }
-            ApiError::RateLimited { .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "rate_limited", "rate_limit")
-            }
-            ApiError::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "internal",
-            ),
-            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal"),
+            ApiError::InvalidField { .. } => ErrorCode::InvalidField,
+            ApiError::MalformedBody(_) => ErrorCode::MalformedBody,
+            ApiError::InvalidDefinition(_) => ErrorCode::InvalidFlagDefinition,
+            ApiError::Unauthenticated => ErrorCode::MissingOrInvalidToken,
+            ApiError::Forbidden { .. } => ErrorCode::Forbidden,
+            ApiError::NotFound { .. } => ErrorCode::NotFound,
+            ApiError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
+            ApiError::Conflict { code, .. } => *code,
+            ApiError::VersionConflict { .. } => ErrorCode::VersionConflict,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::Unavailable => ErrorCode::StoreUnavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -120,6 +178,10 @@ impl From<StoreError> for ApiError {
                 kind,
                 key,
                 current_version,
+            },
+            StoreError::AlreadySettled { id } => ApiError::Conflict {
+                code: ErrorCode::AlreadySettled,
+                message: format!("scheduled change {id} was already carried out or cancelled"),
             },
             error if error.is_unavailable() => ApiError::Unavailable,
             other => ApiError::Internal(other.into()),
@@ -174,20 +236,20 @@ pub enum ErrorResponses {
 }
 
 impl ApiError {
-    /// The status and body of the error's answer; an internal error is logged and counted
-    /// here, once per answer. Every route's answer is built from this, including the
-    /// Personalizer routes, which add Personalizer's own error object to it.
+    /// The status and body of the error's answer; an internal error is logged here, once
+    /// per answer (and counted by the request metrics, from its status). Every route's
+    /// answer is built from this, including the Personalizer routes, which add
+    /// Personalizer's own error object to it.
     pub(crate) fn answer(&self) -> (StatusCode, ErrorBody) {
-        let (status, code, kind) = self.describe();
+        let code = self.code();
         if let ApiError::Internal(error) = self {
             tracing::error!(error = format!("{error:#}"), "request failed");
-            crate::metrics::record_internal_error();
         }
         let body = ErrorBody {
             message: self.to_string(),
-            code,
-            kind,
-            link: format!("docs/api.md#{}", code.replace('_', "-")),
+            code: code.as_str(),
+            kind: code.kind().as_str(),
+            link: format!("docs/api.md#{}", code.as_str().replace('_', "-")),
             field: match self {
                 ApiError::InvalidField { field, .. } => Some(field.clone()),
                 _ => None,
@@ -199,7 +261,7 @@ impl ApiError {
                 _ => None,
             },
         };
-        (status, body)
+        (code.status(), body)
     }
 }
 

@@ -29,7 +29,6 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         ),
         Err(error) => {
             tracing::warn!(error = %error, "store is not reachable");
-            crate::metrics::record_internal_error();
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 axum::Json(json!({ "status": "unavailable", "store": backend })),

@@ -18,8 +18,8 @@ use capstan_store::{
 };
 use serde_json::Value;
 
-use crate::environments::{EnvironmentSnapshot, compile};
-use crate::error::ApiError;
+use crate::core::error::ApiError;
+use crate::flags::environments::{EnvironmentSnapshot, compile};
 use crate::state::AppState;
 
 /// What a change does, before it is checked and stored.

@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::body::JsonBody;
-use crate::auth::Principal;
-use crate::clock::parse_rfc3339;
-use crate::error::ApiError;
+use crate::core::auth::Principal;
+use crate::core::body::JsonBody;
+use crate::core::clock::parse_rfc3339;
+use crate::core::error::ApiError;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -114,7 +114,7 @@ fn parse_event(
     tag = "sdk",
     summary = "Record exposures and metric events (sdk or client key); all or none of a batch",
     request_body = EventBatch,
-    responses((status = 202, description = "{accepted: n}", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 202, description = "{accepted: n}", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn ingest(

@@ -12,15 +12,25 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{RankInput, SurfaceSettings, new_event_id, policy_name};
-use crate::api::body::{JsonBody, key};
-use crate::api::flags::project_key;
-use crate::api::paths;
-use crate::auth::Principal;
-use crate::clock::rfc3339;
-use crate::error::ApiError;
+use crate::core::body::{JsonBody, key};
+
+use crate::core::auth::Principal;
+use crate::core::clock::rfc3339;
+use crate::core::error::{ApiError, ErrorCode};
+use crate::core::paths;
+use crate::core::scope::{InProject, permissions};
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+permissions! {
+    ReadModels = (Viewer, "read models");
+    ManageSurfaces = (Editor, "manage surfaces");
+    ManageItems = (Editor, "manage items");
+    ReadDecisions = (Viewer, "read decisions");
+    ReadSurfaces = (Viewer, "read surfaces");
+    ReadItems = (Viewer, "read items");
+}
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_surfaces))
         .routes(routes!(get_surface, put_surface))
@@ -33,12 +43,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(activate))
 }
 
-pub fn surface_key(text: &str) -> Result<SurfaceKey, ApiError> {
+pub(super) fn surface_key(text: &str) -> Result<SurfaceKey, ApiError> {
     key("surface", text, SurfaceKey::parse)
 }
 
 /// The project a placement token works in.
-pub fn placement_scope(principal: &Principal) -> Result<ProjectKey, ApiError> {
+pub(super) fn placement_scope(principal: &Principal) -> Result<ProjectKey, ApiError> {
     match (&principal.project, principal.role) {
         (Some(project), Role::Placement) => Ok(project.clone()),
         _ => Err(ApiError::Forbidden {
@@ -95,16 +105,13 @@ fn item_json(item: &ItemRecord) -> Value {
     tag = "placements",
     summary = "Placement surfaces",
     params(paths::Project),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_surfaces(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(project): Path<String>,
+    InProject { project, .. }: InProject<ReadSurfaces>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Viewer, "read surfaces")?;
-    let project = project_key(&principal, &project)?;
     let surfaces: Vec<Value> = state
         .store
         .list_surfaces(&project)
@@ -142,17 +149,17 @@ fn merge(base: &mut Value, overlay: &Value) {
     summary = "Create a surface or change its description and settings",
     params(paths::Surface),
     request_body = PutSurface,
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn put_surface(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, surface)): Path<(String, String)>,
+    InProject {
+        principal, project, ..
+    }: InProject<ManageSurfaces>,
+    Path(paths::Surface { surface, .. }): Path<paths::Surface>,
     JsonBody(body): JsonBody<PutSurface>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Editor, "manage surfaces")?;
-    let project = project_key(&principal, &project)?;
     let surface = surface_key(&surface)?;
     let now = state.clock.now_ms();
     let current = match state.store.surface(&project, &surface).await {
@@ -170,7 +177,7 @@ async fn put_surface(
         }
         merge(&mut settings, overlay);
     }
-    let parsed: SurfaceSettings = crate::api::body::parse_json(settings.to_string().as_bytes())
+    let parsed: SurfaceSettings = crate::core::body::parse_json(settings.to_string().as_bytes())
         .map_err(|error| match error {
             ApiError::InvalidField { field, message } => ApiError::InvalidField {
                 field: format!("settings.{field}"),
@@ -189,7 +196,7 @@ async fn put_surface(
                 .is_some()
         {
             return Err(ApiError::Conflict {
-                code: "model_exists",
+                code: ErrorCode::ModelExists,
                 message: format!(
                     "surface {surface} has a trained model, whose weights are addressed by hashBits; it cannot change"
                 ),
@@ -231,16 +238,14 @@ async fn put_surface(
     tag = "placements",
     summary = "A surface with its settings, the lift of personalisation and each item's impressions and testing state",
     params(paths::Surface),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn get_surface(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, surface)): Path<(String, String)>,
+    InProject { project, .. }: InProject<ReadSurfaces>,
+    Path(paths::Surface { surface, .. }): Path<paths::Surface>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Viewer, "read surfaces")?;
-    let project = project_key(&principal, &project)?;
     let surface = surface_key(&surface)?;
     let record = state.store.surface(&project, &surface).await?;
     let learner = state.placements.get(&state, &project, &surface).await?;
@@ -343,17 +348,17 @@ fn item_record(
     summary = "Create or replace one item of a surface",
     params(paths::SurfaceItem),
     request_body = PutItem,
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn put_item(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, surface, id)): Path<(String, String, String)>,
+    InProject {
+        principal, project, ..
+    }: InProject<ManageItems>,
+    Path(paths::SurfaceItem { surface, id, .. }): Path<paths::SurfaceItem>,
     JsonBody(body): JsonBody<PutItem>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Editor, "manage items")?;
-    let project = project_key(&principal, &project)?;
     let surface = surface_key(&surface)?;
     let now = state.clock.now_ms();
     let item = item_record("", id, body.features, body.status, now)?;
@@ -384,17 +389,17 @@ async fn put_item(
     summary = "Create or replace several items of a surface, all or none",
     params(paths::Surface),
     request_body = PutItems,
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn put_items(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, surface)): Path<(String, String)>,
+    InProject {
+        principal, project, ..
+    }: InProject<ManageItems>,
+    Path(paths::Surface { surface, .. }): Path<paths::Surface>,
     JsonBody(body): JsonBody<PutItems>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Editor, "manage items")?;
-    let project = project_key(&principal, &project)?;
     let surface = surface_key(&surface)?;
     if body.items.len() > MAX_ITEMS_PER_REQUEST {
         return Err(ApiError::field(
@@ -443,16 +448,14 @@ async fn put_items(
     tag = "placements",
     summary = "Items of a surface",
     params(paths::Surface),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_items(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, surface)): Path<(String, String)>,
+    InProject { project, .. }: InProject<ReadItems>,
+    Path(paths::Surface { surface, .. }): Path<paths::Surface>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Viewer, "read items")?;
-    let project = project_key(&principal, &project)?;
     let surface = surface_key(&surface)?;
     state.store.surface(&project, &surface).await?;
     let items: Vec<Value> = state
@@ -493,7 +496,7 @@ struct RankBody {
 
 /// Candidates for a decision: given ones (ids resolved against live items) or every live
 /// item, less the excluded ones.
-pub async fn candidates(
+pub(super) async fn candidates(
     state: &AppState,
     project: &ProjectKey,
     surface: &SurfaceKey,
@@ -553,7 +556,7 @@ pub async fn candidates(
         .collect())
 }
 
-pub fn check_event_id(event_id: Option<String>) -> Result<String, ApiError> {
+pub(super) fn check_event_id(event_id: Option<String>) -> Result<String, ApiError> {
     match event_id {
         None => Ok(new_event_id()),
         Some(id) if id.is_empty() || id.len() > 256 => {
@@ -570,7 +573,7 @@ pub fn check_event_id(event_id: Option<String>) -> Result<String, ApiError> {
     summary = "Rank content for a context (placement key): the items in order, each one's probability, and the event id to reward",
     params(("surface" = String, Path, description = "Surface key")),
     request_body = RankBody,
-    responses((status = 201, description = "Ranked", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 201, description = "Ranked", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn rank(
@@ -650,7 +653,7 @@ struct RewardBody {
     summary = "Reward a decision (placement key)",
     params(("eventId" = String, Path, description = "The event id rank answered")),
     request_body = RewardBody,
-    responses((status = 204, description = "Recorded"), crate::error::ErrorResponses),
+    responses((status = 204, description = "Recorded"), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn reward(
@@ -670,7 +673,7 @@ async fn reward(
     tag = "placements",
     summary = "Say the user saw a decision whose activation was deferred (placement key)",
     params(("eventId" = String, Path, description = "The event id rank answered")),
-    responses((status = 204, description = "Activated"), crate::error::ErrorResponses),
+    responses((status = 204, description = "Activated"), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn activate(
@@ -698,17 +701,15 @@ struct DecisionsQuery {
     tag = "placements",
     summary = "The decision log of a surface, oldest first: context, candidates, the item shown, its probability and its reward (decisions learned from only, so rewards are final)",
     params(paths::Surface, DecisionsQuery),
-    responses((status = 200, description = "{decisions, next}", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "{decisions, next}", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn decisions(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, surface)): Path<(String, String)>,
+    InProject { project, .. }: InProject<ReadDecisions>,
+    Path(paths::Surface { surface, .. }): Path<paths::Surface>,
     axum::extract::Query(query): axum::extract::Query<DecisionsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Viewer, "read decisions")?;
-    let project = project_key(&principal, &project)?;
     let surface = surface_key(&surface)?;
     let record = state.store.surface(&project, &surface).await?;
     let settings = SurfaceSettings::parse(&record.settings)?;
@@ -764,17 +765,15 @@ async fn decisions(
     tag = "placements",
     summary = "The surface's saved model, as bytes (application/octet-stream), for offline evaluation",
     params(paths::Surface),
-    responses((status = 200, description = "The model; X-Capstan-Model-Version gives its version"), crate::error::ErrorResponses),
+    responses((status = 200, description = "The model; X-Capstan-Model-Version gives its version"), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn model(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, surface)): Path<(String, String)>,
+    InProject { project, .. }: InProject<ReadModels>,
+    Path(paths::Surface { surface, .. }): Path<paths::Surface>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    principal.require(Role::Viewer, "read models")?;
-    let project = project_key(&principal, &project)?;
     let surface = surface_key(&surface)?;
     state.store.surface(&project, &surface).await?;
     let (bytes, version) = state

@@ -1,100 +1,113 @@
-//! The path parameters of the management routes, described once for the OpenAPI
-//! document. Handlers read them as tuples; these types only document them.
+//! The path parameters of the management routes: what the scope extractors read, and
+//! how the OpenAPI document describes them.
 
-#![allow(dead_code)]
-
+use serde::Deserialize;
 use utoipa::IntoParams;
 
 /// A project.
-#[derive(IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct Project {
     /// Project key, such as `default`.
-    project: String,
+    pub project: String,
 }
 
 /// An environment of a project.
-#[derive(IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct Environment {
     /// Project key, such as `default`.
-    project: String,
+    pub project: String,
     /// Environment key, such as `production`.
-    environment: String,
+    pub environment: String,
 }
 
 /// A flag of a project.
-#[derive(IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct Flag {
     /// Project key, such as `default`.
-    project: String,
+    pub project: String,
     /// Flag key, such as `new-checkout`.
-    flag: String,
+    pub flag: String,
 }
 
 /// A flag in one environment.
-#[derive(IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct FlagInEnvironment {
     /// Project key, such as `default`.
-    project: String,
+    pub project: String,
     /// Environment key, such as `production`.
-    environment: String,
+    pub environment: String,
     /// Flag key, such as `new-checkout`.
-    flag: String,
+    pub flag: String,
 }
 
 /// A segment in one environment.
-#[derive(IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct SegmentInEnvironment {
     /// Project key, such as `default`.
-    project: String,
+    pub project: String,
     /// Environment key, such as `production`.
-    environment: String,
+    pub environment: String,
     /// Segment key, the name `$ref` uses.
-    segment: String,
+    pub segment: String,
 }
 
 /// A rollout of a project.
-#[derive(IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct Rollout {
     /// Project key, such as `default`.
-    project: String,
+    pub project: String,
     /// Rollout id, as `rollouts start` printed it.
-    id: i64,
+    #[param(value_type = i64)]
+    pub id: String,
 }
 
 /// A webhook of a project.
-#[derive(IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct Webhook {
     /// Project key, such as `default`.
-    project: String,
+    pub project: String,
     /// Webhook id.
-    id: String,
+    pub id: String,
 }
 
 /// A placement surface of a project.
-#[derive(IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct Surface {
     /// Project key, such as `default`.
-    project: String,
+    pub project: String,
     /// Surface key, such as `home_hero`.
-    surface: String,
+    pub surface: String,
 }
 
 /// An item of a placement surface.
-#[derive(IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct SurfaceItem {
     /// Project key, such as `default`.
-    project: String,
+    pub project: String,
     /// Surface key, such as `home_hero`.
-    surface: String,
+    pub surface: String,
     /// Item id.
-    id: String,
+    pub id: String,
+}
+
+/// A scheduled change in one environment.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct Schedule {
+    /// Project key, such as `default`.
+    pub project: String,
+    /// Environment key, such as `production`.
+    pub environment: String,
+    /// Schedule id.
+    #[param(value_type = i64)]
+    pub id: String,
 }

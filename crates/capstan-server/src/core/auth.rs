@@ -15,7 +15,7 @@ use capstan_store::TokenRecord;
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::core::error::ApiError;
 use crate::state::AppState;
 
 /// What every token starts with, so secret scanners can find leaked ones.

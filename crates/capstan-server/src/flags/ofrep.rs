@@ -18,9 +18,9 @@ use sha2::{Digest, Sha256};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{Principal, authenticate};
-use crate::environments::EnvironmentSnapshot;
-use crate::error::ApiError;
+use crate::core::auth::{Principal, authenticate};
+use crate::core::error::ApiError;
+use crate::flags::environments::EnvironmentSnapshot;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -471,7 +471,7 @@ async fn event_stream(State(state): State<AppState>, headers: HeaderMap) -> Resp
     {
         headers.insert("last-event-id", current);
     }
-    crate::sdk::follow(&state, &project, &environment, &headers, refetch_event)
+    crate::flags::sdk::follow(&state, &project, &environment, &headers, refetch_event)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }

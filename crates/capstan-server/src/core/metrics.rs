@@ -12,14 +12,6 @@ use std::sync::{Arc, RwLock};
 use capstan_flags::Reason;
 use capstan_model::{EnvironmentKey, FlagKey, ProjectKey};
 
-/// Errors from the store, counted wherever they are turned into an API error. A process
-/// has one store, so one counter serves.
-static STORE_ERRORS: AtomicU64 = AtomicU64::new(0);
-
-pub fn record_internal_error() {
-    STORE_ERRORS.fetch_add(1, Ordering::Relaxed);
-}
-
 const REASONS: [Reason; 7] = [
     Reason::Static,
     Reason::TargetingMatch,
@@ -77,6 +69,8 @@ pub struct Metrics {
     rollout_transitions: RwLock<HashMap<String, Arc<AtomicU64>>>,
     /// Webhook delivery attempts by outcome: delivered, retry, failed.
     webhook_attempts: RwLock<HashMap<&'static str, Arc<AtomicU64>>>,
+    /// Answers that failed on the server's side (internal errors, an unreachable store).
+    store_errors: AtomicU64,
 }
 
 /// Reads a map entry, creating it under the write lock only when it is missing, so the
@@ -130,8 +124,12 @@ impl Metrics {
     }
 
     /// Counts one served request. `route` is the router's pattern, not the raw path, so
-    /// the number of series stays fixed.
+    /// the number of series stays fixed. An answer that failed on the server's side (500,
+    /// or 503 from an unreachable store) also counts as a store error.
     pub fn record_request(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
+        if status == 500 || status == 503 {
+            self.store_errors.fetch_add(1, Ordering::Relaxed);
+        }
         let metrics = get_or_insert(&self.routes, route, || route.to_owned());
         get_or_insert(&metrics.statuses, &(method, status), || (method, status))
             .fetch_add(1, Ordering::Relaxed);
@@ -240,13 +238,13 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP capstan_store_errors_total Store operations that failed."
+            "# HELP capstan_store_errors_total Answers that failed on the server's side (500, or 503 with the store unreachable)."
         );
         let _ = writeln!(out, "# TYPE capstan_store_errors_total counter");
         let _ = writeln!(
             out,
             "capstan_store_errors_total {}",
-            STORE_ERRORS.load(Ordering::Relaxed)
+            self.store_errors.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use capstan_judge::{
     Direction, Guardrail, Progress, Response, RolloutPlan, Statistic, Step, Tolerance, Units,
 };
-use capstan_model::Role;
 use capstan_store::{ConfigWrite, RolloutFilter, RolloutRecord, RolloutWrite};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,15 +17,21 @@ use super::{
     Rollout, StoredPlan, StoredProgress, TimelineEntry, Transition, TransitionContext,
     check_startable, load, notification, rollout_json, split_targeting, to_json, transition,
 };
-use crate::api::body::{JsonBody, parse_json};
-use crate::api::flags::{environment_key, flag_key, project_key};
-use crate::api::paths;
-use crate::auth::Principal;
-use crate::error::ApiError;
-use crate::mutations::{AuditDraft, Plan, mutate};
+use crate::core::body::{JsonBody, parse_json};
+use crate::core::error::ApiError;
+use crate::core::paths;
+use crate::core::scope::{InProject, permissions};
+use crate::core::scope::{environment_key, flag_key};
+use crate::flags::write::{AuditDraft, Plan, mutate};
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+permissions! {
+    SteerRollouts = (Editor, "steer rollouts");
+    StartRollouts = (Editor, "start rollouts");
+    ReadRollouts = (Viewer, "read rollouts");
+}
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, start))
         .routes(routes!(get))
@@ -114,7 +119,7 @@ fn parse_plan(body: &StartRollout, control: String) -> Result<RolloutPlan, ApiEr
     }
     for (index, guardrail) in body.guardrails.iter().flatten().enumerate() {
         let field = |name: &str| format!("guardrails[{index}].{name}");
-        crate::events::metric_name(&guardrail.metric)
+        crate::flags::events::metric_name(&guardrail.metric)
             .map_err(|error| ApiError::field(field("metric"), error))?;
         let statistic = Statistic::parse(guardrail.statistic.as_deref().unwrap_or("mean"))
             .map_err(|error| ApiError::field(field("statistic"), error))?;
@@ -180,17 +185,16 @@ fn parse_plan(body: &StartRollout, control: String) -> Result<RolloutPlan, ApiEr
     summary = "Start a guarded rollout of a flag to a new variant",
     params(paths::Project),
     request_body = StartRollout,
-    responses((status = 201, description = "Started", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 201, description = "Started", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn start(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(project): Path<String>,
+    InProject {
+        principal, project, ..
+    }: InProject<StartRollouts>,
     JsonBody(body): JsonBody<StartRollout>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    principal.require(Role::Editor, "start rollouts")?;
-    let project = project_key(&principal, &project)?;
     let environment = environment_key(&body.environment)?;
     let flag = flag_key(&body.flag)?;
     let actor = principal.name.clone();
@@ -321,17 +325,14 @@ struct ListQuery {
     tag = "rollouts",
     summary = "Rollouts, newest first, active and finished",
     params(paths::Project, ListQuery),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(project): Path<String>,
+    InProject { project, .. }: InProject<ReadRollouts>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Viewer, "read rollouts")?;
-    let project = project_key(&principal, &project)?;
     let filter = RolloutFilter {
         project: Some(project),
         environment: query
@@ -362,16 +363,14 @@ fn rollout_id(text: &str) -> Result<i64, ApiError> {
     tag = "rollouts",
     summary = "A rollout: its timeline, units per variant, each guardrail's estimate and interval, and why it is where it is",
     params(paths::Rollout),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn get(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, id)): Path<(String, String)>,
+    InProject { project, .. }: InProject<ReadRollouts>,
+    Path(paths::Rollout { id, .. }): Path<paths::Rollout>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Viewer, "read rollouts")?;
-    let project = project_key(&principal, &project)?;
     let rollout = load(&state, &project, rollout_id(&id)?).await?;
     let mut body = rollout_json(&rollout);
     let buckets: Vec<Value> = state
@@ -381,7 +380,7 @@ async fn get(
         .into_iter()
         .map(|bucket| {
             json!({
-                "start": crate::clock::rfc3339(bucket.bucket_start),
+                "start": crate::core::clock::rfc3339(bucket.bucket_start),
                 "variant": if bucket.arm == "treatment" { &rollout.plan.plan.treatment } else { &rollout.plan.plan.control },
                 "exposures": bucket.exposures,
                 "newUnits": bucket.new_units,
@@ -402,14 +401,13 @@ struct Steer {
 
 async fn steer(
     state: AppState,
-    principal: Principal,
-    project: String,
+    InProject {
+        principal, project, ..
+    }: InProject<SteerRollouts>,
     id: String,
     body: Option<Steer>,
     kind: &'static str,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Editor, "steer rollouts")?;
-    let project = project_key(&principal, &project)?;
     let rollout = load(&state, &project, rollout_id(&id)?).await?;
     let note = body
         .and_then(|body| body.reason)
@@ -473,13 +471,13 @@ macro_rules! steering_route {
             summary = $summary,
             params(paths::Rollout),
             request_body(content = Steer, description = "Optional reason"),
-            responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+            responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
             security(("bearer" = []))
         )]
         async fn $name(
             State(state): State<AppState>,
-            principal: Principal,
-            Path((project, id)): Path<(String, String)>,
+            scope: InProject<SteerRollouts>,
+            Path(paths::Rollout { id, .. }): Path<paths::Rollout>,
             body: axum::body::Bytes,
         ) -> Result<Json<Value>, ApiError> {
             let body: Option<Steer> = if body.iter().all(u8::is_ascii_whitespace) {
@@ -487,7 +485,7 @@ macro_rules! steering_route {
             } else {
                 Some(parse_json(&body)?)
             };
-            steer(state, principal, project, id, body, stringify!($name)).await
+            steer(state, scope, id, body, stringify!($name)).await
         }
     };
 }

@@ -6,9 +6,9 @@
 use capstan_store::{ScheduleOutcome, ScheduleRecord, StoreError};
 use serde_json::{Map, Value};
 
-use crate::api::flags::{change_config, set_state};
-use crate::api::schedules::ScheduledAction;
-use crate::error::ApiError;
+use crate::core::error::{ApiError, ErrorCode};
+use crate::flags::operations::{ConfigChange, change_config, set_state};
+use crate::flags::schedules::ScheduledAction;
 use crate::state::AppState;
 
 /// What one pass of the scheduler did.
@@ -20,18 +20,17 @@ pub struct TickReport {
 
 /// Carries out every schedule that is due now. Tests call this directly with a manual
 /// clock; the server calls it on an interval.
-pub async fn tick(state: &AppState) -> Result<TickReport, ApiError> {
+pub async fn tick(state: &AppState) -> Result<TickReport, StoreError> {
     let now = state.clock.now_ms();
     let mut report = TickReport::default();
     for schedule in state.store.due_schedules(now).await? {
         match carry_out(state, &schedule).await {
             Ok(()) => report.applied += 1,
             // Another replica settled it first: nothing to do.
-            Err(ApiError::Internal(error))
-                if matches!(
-                    error.downcast_ref::<StoreError>(),
-                    Some(StoreError::AlreadySettled { .. })
-                ) => {}
+            Err(ApiError::Conflict {
+                code: ErrorCode::AlreadySettled,
+                ..
+            }) => {}
             Err(error) => {
                 let message = error.to_string();
                 tracing::warn!(schedule = schedule.id, error = %message, "scheduled change failed");
@@ -75,18 +74,24 @@ async fn carry_out(state: &AppState, schedule: &ScheduleRecord) -> Result<(), Ap
             }),
         ),
     };
-    change_config(state, &actor, scope, None, name, Some(schedule.id), &*edit).await?;
+    let change = ConfigChange {
+        expected_version: None,
+        action: name,
+        settles_schedule: Some(schedule.id),
+    };
+    change_config(state, &actor, scope, change, &*edit).await?;
     Ok(())
 }
 
-/// Runs [`tick`] every `interval` until `shutdown` resolves.
 /// The scheduler as a background controller.
 pub struct Scheduler;
 
-impl crate::background::Controller for Scheduler {
+impl crate::core::background::Controller for Scheduler {
     const WHAT: &'static str = "scheduler pass";
 
-    async fn pass(&mut self, state: &AppState) -> Result<(), ApiError> {
+    type Error = StoreError;
+
+    async fn pass(&mut self, state: &AppState) -> Result<(), StoreError> {
         tick(state).await.map(|_| ())
     }
 }

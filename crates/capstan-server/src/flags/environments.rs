@@ -12,8 +12,8 @@ use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey};
 use capstan_store::{ConfigRecord, EnvironmentState, FlagRecord, Store};
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
-use crate::metrics::{FlagCounters, Metrics};
+use crate::core::error::ApiError;
+use crate::core::metrics::{FlagCounters, Metrics};
 
 /// One environment as of one revision, ready to evaluate.
 pub struct EnvironmentSnapshot {

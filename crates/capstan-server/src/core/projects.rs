@@ -1,9 +1,9 @@
 //! Projects and environments.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use capstan_model::{EnvironmentKey, Role};
+use capstan_model::EnvironmentKey;
 use capstan_store::{AuditEntry, EnvironmentRecord, NewEnvironment};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -11,12 +11,18 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::{JsonBody, key};
-use super::flags::project_key;
+
 use super::paths;
-use crate::auth::Principal;
-use crate::clock::rfc3339;
-use crate::error::ApiError;
+use crate::core::clock::rfc3339;
+use crate::core::error::ApiError;
+use crate::core::scope::{Allowed, InProject, permissions};
 use crate::state::AppState;
+
+permissions! {
+    ReadProjects = (Viewer, "read projects");
+    CreateEnvironments = (Admin, "create environments");
+    ReadEnvironments = (Viewer, "read environments");
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -38,14 +44,13 @@ fn environment_json(environment: &EnvironmentRecord) -> Value {
     path = "/api/v1/projects",
     tag = "projects",
     summary = "Projects",
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_projects(
     State(state): State<AppState>,
-    principal: Principal,
+    Allowed { principal, .. }: Allowed<ReadProjects>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Viewer, "read projects")?;
     let projects: Vec<Value> = state
         .store
         .list_projects()
@@ -63,16 +68,13 @@ async fn list_projects(
     tag = "projects",
     summary = "Environments of a project",
     params(paths::Project),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_environments(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(project): Path<String>,
+    InProject { project, .. }: InProject<ReadEnvironments>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Viewer, "read environments")?;
-    let project = project_key(&principal, &project)?;
     let environments: Vec<Value> = state
         .store
         .list_environments(&project)
@@ -97,17 +99,16 @@ struct CreateEnvironment {
     summary = "Create an environment",
     params(paths::Project),
     request_body = CreateEnvironment,
-    responses((status = 201, description = "Created", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 201, description = "Created", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn create_environment(
     State(state): State<AppState>,
-    principal: Principal,
-    Path(project): Path<String>,
+    InProject {
+        principal, project, ..
+    }: InProject<CreateEnvironments>,
     JsonBody(body): JsonBody<CreateEnvironment>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    principal.require(Role::Admin, "create environments")?;
-    let project = project_key(&principal, &project)?;
     let environment = key("key", &body.key, EnvironmentKey::parse)?;
     let name = body.name.unwrap_or_else(|| environment.to_string());
     let now = state.clock.now_ms();

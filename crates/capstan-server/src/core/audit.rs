@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use capstan_model::{EnvironmentKey, ProjectKey, Role};
+use capstan_model::{EnvironmentKey, ProjectKey};
 use capstan_store::AuditFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -10,10 +10,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::key;
-use crate::auth::Principal;
-use crate::clock::rfc3339;
-use crate::error::ApiError;
+use crate::core::clock::rfc3339;
+use crate::core::error::ApiError;
+use crate::core::scope::{Allowed, permissions};
 use crate::state::AppState;
+
+permissions! {
+    ReadTheAuditTrail = (Viewer, "read the audit trail");
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list))
@@ -35,15 +39,14 @@ struct AuditQuery {
     tag = "audit",
     summary = "The audit trail, newest first",
     params(AuditQuery),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list(
     State(state): State<AppState>,
-    principal: Principal,
+    Allowed { principal, .. }: Allowed<ReadTheAuditTrail>,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Viewer, "read the audit trail")?;
     let project = match (&query.project, &principal.project) {
         (Some(text), _) => {
             let project = key("project", text, ProjectKey::parse)?;

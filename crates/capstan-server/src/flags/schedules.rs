@@ -1,23 +1,28 @@
 //! Scheduled changes: enable, disable or replace a flag's targeting at a given time.
-//! The scheduler (`crate::scheduler`) carries them out.
+//! The scheduler (`crate::flags::scheduler`) carries them out.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use capstan_model::Role;
 use capstan_store::{AuditEntry, NewSchedule, ScheduleRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::body::JsonBody;
-use super::flags::{environment_key, flag_scope, project_key};
-use super::paths;
-use crate::auth::Principal;
-use crate::clock::{parse_rfc3339, rfc3339};
-use crate::error::ApiError;
+use crate::core::body::JsonBody;
+
+use crate::core::clock::{parse_rfc3339, rfc3339};
+use crate::core::error::ApiError;
+use crate::core::paths;
+use crate::core::scope::{InEnvironment, OnFlagIn, permissions};
 use crate::state::AppState;
+
+permissions! {
+    ScheduleFlagChanges = (Editor, "schedule flag changes");
+    ReadScheduledChanges = (Viewer, "read scheduled changes");
+    CancelScheduledChanges = (Editor, "cancel scheduled changes");
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -83,21 +88,20 @@ struct CreateSchedule {
     summary = "Schedule a change to a flag",
     params(paths::FlagInEnvironment),
     request_body = CreateSchedule,
-    responses((status = 201, description = "Created", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 201, description = "Created", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn create(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, environment, flag)): Path<(String, String, String)>,
+    OnFlagIn {
+        principal,
+        project,
+        environment,
+        flag,
+        ..
+    }: OnFlagIn<ScheduleFlagChanges>,
     JsonBody(body): JsonBody<CreateSchedule>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (project, environment, flag) = flag_scope(
-        &principal,
-        Role::Editor,
-        "schedule flag changes",
-        (&project, &environment, &flag),
-    )?;
     let run_at = parse_rfc3339(&body.at)
         .ok_or_else(|| ApiError::field("at", "expected an RFC 3339 time"))?;
     let mut action = json!({ "kind": body.action });
@@ -118,7 +122,7 @@ async fn create(
                 key: flag.to_string(),
             })?;
         config.config["targeting"] = targeting.clone();
-        crate::environments::compile(&next)
+        crate::flags::environments::compile(&next)
             .map_err(|error| ApiError::InvalidDefinition(error.to_string()))?;
     } else {
         let snapshot = state.environments.get(&project, &environment).await?;
@@ -170,17 +174,17 @@ async fn create(
     tag = "schedules",
     summary = "Scheduled changes of an environment",
     params(paths::Environment),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, environment)): Path<(String, String)>,
+    InEnvironment {
+        project,
+        environment,
+        ..
+    }: InEnvironment<ReadScheduledChanges>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Role::Viewer, "read scheduled changes")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
     let schedules: Vec<Value> = state
         .store
         .list_schedules(&project, &environment)
@@ -197,20 +201,18 @@ async fn list(
     tag = "schedules",
     summary = "Scheduled changes of a flag",
     params(paths::FlagInEnvironment),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_for_flag(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, environment, flag)): Path<(String, String, String)>,
+    OnFlagIn {
+        project,
+        environment,
+        flag,
+        ..
+    }: OnFlagIn<ReadScheduledChanges>,
 ) -> Result<Json<Value>, ApiError> {
-    let (project, environment, flag) = flag_scope(
-        &principal,
-        Role::Viewer,
-        "read scheduled changes",
-        (&project, &environment, &flag),
-    )?;
     let schedules: Vec<Value> = state
         .store
         .list_schedules(&project, &environment)
@@ -227,18 +229,20 @@ async fn list_for_flag(
     path = "/api/v1/projects/{project}/environments/{environment}/schedules/{id}",
     tag = "schedules",
     summary = "Cancel a pending scheduled change",
-    params(paths::Environment, ("id" = i64, Path, description = "Schedule id")),
-    responses((status = 204, description = "Cancelled"), crate::error::ErrorResponses),
+    params(paths::Schedule),
+    responses((status = 204, description = "Cancelled"), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn cancel(
     State(state): State<AppState>,
-    principal: Principal,
-    Path((project, environment, id)): Path<(String, String, String)>,
+    InEnvironment {
+        principal,
+        project,
+        environment,
+        ..
+    }: InEnvironment<CancelScheduledChanges>,
+    Path(paths::Schedule { id, .. }): Path<paths::Schedule>,
 ) -> Result<StatusCode, ApiError> {
-    principal.require(Role::Editor, "cancel scheduled changes")?;
-    let project = project_key(&principal, &project)?;
-    let environment = environment_key(&environment)?;
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::field("id", "expected a schedule id"))?;

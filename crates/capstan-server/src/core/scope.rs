@@ -1,0 +1,196 @@
+//! Scope extractors: who is asking, whether their role allows the route, and which
+//! project, environment or flag the route's path addresses, parsed once.
+//!
+//! A handler names its permission in its signature (`InProject<ChangeFlags>`), so the
+//! role a route needs is read where the route is declared, and no handler repeats the
+//! preamble of authenticating, checking the role, parsing keys and checking the token's
+//! project. Checks run in this order, so answers are the same on every route: no or bad
+//! token 401, role too low 403, bad key 400, another project's token 404.
+
+use std::marker::PhantomData;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use capstan_model::{EnvironmentKey, FlagKey, ProjectKey, Role};
+use serde::de::DeserializeOwned;
+
+use crate::core::auth::Principal;
+use crate::core::body::key;
+use crate::core::error::ApiError;
+use crate::core::paths;
+use crate::state::AppState;
+
+/// What a route lets a caller do: the least role it needs, and the action named in the
+/// 403 a lesser role gets ("this token's role (viewer) may not change flags").
+pub trait Permission: Send + Sync + 'static {
+    const ROLE: Role;
+    const ACTION: &'static str;
+}
+
+/// Declares permission marker types: `Name = (Role, "action")`.
+macro_rules! permissions {
+    ($($(#[$doc:meta])* $name:ident = ($role:ident, $action:literal);)*) => {
+        $(
+            $(#[$doc])*
+            pub(crate) struct $name;
+
+            impl $crate::core::scope::Permission for $name {
+                const ROLE: capstan_model::Role = capstan_model::Role::$role;
+                const ACTION: &'static str = $action;
+            }
+        )*
+    };
+}
+pub(crate) use permissions;
+
+/// Parses a project key and checks the caller may see that project.
+pub fn project_key(principal: &Principal, text: &str) -> Result<ProjectKey, ApiError> {
+    let project = key("project", text, ProjectKey::parse)?;
+    principal.require_project(&project)?;
+    Ok(project)
+}
+
+pub fn environment_key(text: &str) -> Result<EnvironmentKey, ApiError> {
+    key("environment", text, EnvironmentKey::parse)
+}
+
+pub fn flag_key(text: &str) -> Result<FlagKey, ApiError> {
+    key("flag", text, FlagKey::parse)
+}
+
+/// The caller, once allowed `P`. For routes whose path addresses no project.
+pub struct Allowed<P> {
+    pub principal: Principal,
+    permission: PhantomData<P>,
+}
+
+/// A project (`{project}`), for a caller allowed `P`.
+pub struct InProject<P> {
+    pub principal: Principal,
+    pub project: ProjectKey,
+    permission: PhantomData<P>,
+}
+
+/// An environment of a project (`{project}/environments/{environment}`).
+pub struct InEnvironment<P> {
+    pub principal: Principal,
+    pub project: ProjectKey,
+    pub environment: EnvironmentKey,
+    permission: PhantomData<P>,
+}
+
+/// A flag of a project, across its environments (`{project}/flags/{flag}`).
+pub struct OnFlag<P> {
+    pub principal: Principal,
+    pub project: ProjectKey,
+    pub flag: FlagKey,
+    permission: PhantomData<P>,
+}
+
+/// A flag in one environment (`{project}/environments/{environment}/flags/{flag}`).
+pub struct OnFlagIn<P> {
+    pub principal: Principal,
+    pub project: ProjectKey,
+    pub environment: EnvironmentKey,
+    pub flag: FlagKey,
+    permission: PhantomData<P>,
+}
+
+/// Authenticates the caller and checks the role `P` needs.
+async fn allowed<P: Permission>(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Result<Principal, ApiError> {
+    let principal = Principal::from_request_parts(parts, state).await?;
+    principal.require(P::ROLE, P::ACTION)?;
+    Ok(principal)
+}
+
+/// The route's path parameters as `T`; parameters `T` does not name are left alone.
+pub async fn path<T: DeserializeOwned + Send>(
+    parts: &mut Parts,
+    state: &AppState,
+) -> Result<T, ApiError> {
+    let Path(params) = Path::<T>::from_request_parts(parts, state)
+        .await
+        .map_err(|rejection| {
+            // Every parameter is text, so only a route declared without the parameter
+            // its extractor reads gets here: a bug, not a bad request.
+            ApiError::Internal(anyhow::anyhow!(
+                "failed to read path: {}",
+                rejection.body_text()
+            ))
+        })?;
+    Ok(params)
+}
+
+impl<P: Permission> FromRequestParts<AppState> for Allowed<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Allowed {
+            principal: allowed::<P>(parts, state).await?,
+            permission: PhantomData,
+        })
+    }
+}
+
+impl<P: Permission> FromRequestParts<AppState> for InProject<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = allowed::<P>(parts, state).await?;
+        let params: paths::Project = path(parts, state).await?;
+        Ok(InProject {
+            project: project_key(&principal, &params.project)?,
+            principal,
+            permission: PhantomData,
+        })
+    }
+}
+
+impl<P: Permission> FromRequestParts<AppState> for InEnvironment<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = allowed::<P>(parts, state).await?;
+        let params: paths::Environment = path(parts, state).await?;
+        Ok(InEnvironment {
+            project: project_key(&principal, &params.project)?,
+            environment: environment_key(&params.environment)?,
+            principal,
+            permission: PhantomData,
+        })
+    }
+}
+
+impl<P: Permission> FromRequestParts<AppState> for OnFlag<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = allowed::<P>(parts, state).await?;
+        let params: paths::Flag = path(parts, state).await?;
+        Ok(OnFlag {
+            project: project_key(&principal, &params.project)?,
+            flag: flag_key(&params.flag)?,
+            principal,
+            permission: PhantomData,
+        })
+    }
+}
+
+impl<P: Permission> FromRequestParts<AppState> for OnFlagIn<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let principal = allowed::<P>(parts, state).await?;
+        let params: paths::FlagInEnvironment = path(parts, state).await?;
+        Ok(OnFlagIn {
+            project: project_key(&principal, &params.project)?,
+            environment: environment_key(&params.environment)?,
+            flag: flag_key(&params.flag)?,
+            principal,
+            permission: PhantomData,
+        })
+    }
+}
