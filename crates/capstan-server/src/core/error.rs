@@ -280,3 +280,26 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/api.md's error table is what clients read: every code is in it, with its status.
+    #[test]
+    fn every_code_is_documented_with_its_status() {
+        let docs = include_str!("../../../../docs/api.md");
+        for code in ErrorCode::ALL {
+            let row = format!("| {} | `{}` |", code.status().as_u16(), code.as_str());
+            assert!(docs.contains(&row), "docs/api.md lacks the row {row}");
+        }
+    }
+
+    #[test]
+    fn codes_are_unique() {
+        let mut codes: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), ErrorCode::ALL.len());
+    }
+}

@@ -19,3 +19,4 @@ pub mod projects;
 pub mod rate_limit;
 pub mod scope;
 pub mod tokens;
+pub mod wire;

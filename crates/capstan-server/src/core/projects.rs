@@ -4,18 +4,18 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use capstan_model::EnvironmentKey;
-use capstan_store::{AuditEntry, EnvironmentRecord, NewEnvironment};
+use capstan_store::{AuditEntry, NewEnvironment};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::{JsonBody, key};
 
 use super::paths;
-use crate::core::clock::rfc3339;
 use crate::core::error::ApiError;
 use crate::core::scope::{Allowed, InProject, permissions};
+use crate::core::wire::{Environment, EnvironmentList, Project, ProjectList};
 use crate::state::AppState;
 
 permissions! {
@@ -30,36 +30,32 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_environments, create_environment))
 }
 
-fn environment_json(environment: &EnvironmentRecord) -> Value {
-    json!({
-        "key": environment.key.as_str(),
-        "name": environment.name,
-        "revision": environment.revision,
-        "createdAt": rfc3339(environment.created_at),
-    })
-}
-
 #[utoipa::path(
     get,
     path = "/api/v1/projects",
     tag = "projects",
     summary = "Projects",
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = ProjectList), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_projects(
     State(state): State<AppState>,
     Allowed { principal, .. }: Allowed<ReadProjects>,
-) -> Result<Json<Value>, ApiError> {
-    let projects: Vec<Value> = state
+) -> Result<Json<ProjectList>, ApiError> {
+    let projects = state
         .store
         .list_projects()
         .await?
         .iter()
-        .filter(|project| principal.project.as_ref().is_none_or(|own| own == &project.key))
-        .map(|project| json!({ "key": project.key.as_str(), "name": project.name, "createdAt": rfc3339(project.created_at) }))
+        .filter(|project| {
+            principal
+                .project
+                .as_ref()
+                .is_none_or(|own| own == &project.key)
+        })
+        .map(Project::from)
         .collect();
-    Ok(Json(json!({ "projects": projects })))
+    Ok(Json(ProjectList { projects }))
 }
 
 #[utoipa::path(
@@ -68,21 +64,21 @@ async fn list_projects(
     tag = "projects",
     summary = "Environments of a project",
     params(paths::Project),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = EnvironmentList), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_environments(
     State(state): State<AppState>,
     InProject { project, .. }: InProject<ReadEnvironments>,
-) -> Result<Json<Value>, ApiError> {
-    let environments: Vec<Value> = state
+) -> Result<Json<EnvironmentList>, ApiError> {
+    let environments = state
         .store
         .list_environments(&project)
         .await?
         .iter()
-        .map(environment_json)
+        .map(Environment::from)
         .collect();
-    Ok(Json(json!({ "environments": environments })))
+    Ok(Json(EnvironmentList { environments }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -99,7 +95,7 @@ struct CreateEnvironment {
     summary = "Create an environment",
     params(paths::Project),
     request_body = CreateEnvironment,
-    responses((status = 201, description = "Created", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 201, description = "Created", body = Environment), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn create_environment(
@@ -108,7 +104,7 @@ async fn create_environment(
         principal, project, ..
     }: InProject<CreateEnvironments>,
     JsonBody(body): JsonBody<CreateEnvironment>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Environment>), ApiError> {
     let environment = key("key", &body.key, EnvironmentKey::parse)?;
     let name = body.name.unwrap_or_else(|| environment.to_string());
     let now = state.clock.now_ms();
@@ -134,5 +130,5 @@ async fn create_environment(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(environment_json(&record))))
+    Ok((StatusCode::CREATED, Json(Environment::from(&record))))
 }

@@ -10,6 +10,7 @@ mod flagd;
 mod flags;
 mod health;
 mod ofrep;
+mod openapi;
 mod placements;
 mod rollouts;
 mod schedules;

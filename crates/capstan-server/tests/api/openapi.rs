@@ -1,0 +1,126 @@
+//! The OpenAPI document, pinned: a change to any route's shape shows in review as a change
+//! to `openapi.snapshot.json`. Rewrite the snapshot with `CAPSTAN_UPDATE_SNAPSHOTS=1`.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+const SNAPSHOT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/api/openapi.snapshot.json"
+);
+
+fn document() -> Value {
+    serde_json::to_value(capstan_server::api().1).unwrap()
+}
+
+#[test]
+fn the_openapi_document_matches_its_snapshot() {
+    let current = serde_json::to_string_pretty(&document()).unwrap() + "\n";
+    if std::env::var_os("CAPSTAN_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(SNAPSHOT, &current).unwrap();
+    }
+    let pinned = std::fs::read_to_string(SNAPSHOT).unwrap();
+    assert!(
+        current == pinned,
+        "the OpenAPI document changed; review the change and rerun with CAPSTAN_UPDATE_SNAPSHOTS=1"
+    );
+}
+
+/// Whether a response schema says nothing about its body's shape.
+fn free_form(schema: &Value) -> bool {
+    match schema.as_object() {
+        None => true,
+        Some(schema) => {
+            !schema.contains_key("$ref")
+                && !schema.contains_key("properties")
+                && !schema.contains_key("items")
+                && !schema.contains_key("allOf")
+                && !schema.contains_key("oneOf")
+                && schema.get("type").and_then(Value::as_str) != Some("string")
+        }
+    }
+}
+
+/// Operations whose success answer is still an untyped JSON object. The list only
+/// shrinks: a new route must describe its answer, and typing one means taking it off.
+const STILL_FREE_FORM: &[&str] = &[
+    "DELETE /api/v1/tokens/{id}",
+    "GET /api/v1/audit",
+    "GET /api/v1/projects/{project}/environments/{environment}/flagd",
+    "GET /api/v1/projects/{project}/environments/{environment}/flags",
+    "GET /api/v1/projects/{project}/environments/{environment}/flags/{flag}",
+    "GET /api/v1/projects/{project}/environments/{environment}/flags/{flag}/history",
+    "GET /api/v1/projects/{project}/environments/{environment}/flags/{flag}/schedules",
+    "GET /api/v1/projects/{project}/environments/{environment}/schedules",
+    "GET /api/v1/projects/{project}/environments/{environment}/segments",
+    "GET /api/v1/projects/{project}/environments/{environment}/segments/{segment}",
+    "GET /api/v1/projects/{project}/flags",
+    "GET /api/v1/projects/{project}/flags/{flag}",
+    "GET /api/v1/projects/{project}/rollouts",
+    "GET /api/v1/projects/{project}/rollouts/{id}",
+    "GET /api/v1/projects/{project}/surfaces",
+    "GET /api/v1/projects/{project}/surfaces/{surface}",
+    "GET /api/v1/projects/{project}/surfaces/{surface}/decisions",
+    "GET /api/v1/projects/{project}/surfaces/{surface}/items",
+    "GET /api/v1/projects/{project}/webhooks",
+    "GET /api/v1/projects/{project}/webhooks/{id}/deliveries",
+    "GET /api/v1/sdk/config",
+    "GET /api/v1/tokens",
+    "GET /api/v1/tokens/{id}",
+    "GET /ofrep/v1/configuration",
+    "PATCH /api/v1/projects/{project}/environments/{environment}/flags/{flag}",
+    "PATCH /api/v1/projects/{project}/flags/{flag}",
+    "POST /api/v1/events",
+    "POST /api/v1/placements/{surface}/rank",
+    "POST /api/v1/projects/{project}/environments/{environment}/flagd",
+    "POST /api/v1/projects/{project}/environments/{environment}/flags/{flag}/disable",
+    "POST /api/v1/projects/{project}/environments/{environment}/flags/{flag}/enable",
+    "POST /api/v1/projects/{project}/environments/{environment}/flags/{flag}/revert",
+    "POST /api/v1/projects/{project}/environments/{environment}/flags/{flag}/schedules",
+    "POST /api/v1/projects/{project}/flags",
+    "POST /api/v1/projects/{project}/rollouts",
+    "POST /api/v1/projects/{project}/rollouts/{id}/abort",
+    "POST /api/v1/projects/{project}/rollouts/{id}/pause",
+    "POST /api/v1/projects/{project}/rollouts/{id}/promote",
+    "POST /api/v1/projects/{project}/rollouts/{id}/resume",
+    "POST /api/v1/projects/{project}/surfaces/{surface}/items",
+    "POST /api/v1/projects/{project}/webhooks",
+    "POST /api/v1/tokens",
+    "POST /api/v1/tokens/{id}/rotate",
+    "POST /ofrep/v1/evaluate/flags",
+    "POST /ofrep/v1/evaluate/flags/{key}",
+    "POST /personalizer/v1.0/rank",
+    "POST /surfaces/{surface}/personalizer/v1.0/rank",
+    "PUT /api/v1/projects/{project}/environments/{environment}/flags/{flag}",
+    "PUT /api/v1/projects/{project}/environments/{environment}/segments/{segment}",
+    "PUT /api/v1/projects/{project}/surfaces/{surface}",
+    "PUT /api/v1/projects/{project}/surfaces/{surface}/items/{id}",
+];
+
+#[test]
+fn every_success_answer_has_a_described_shape_except_those_still_listed() {
+    let document = document();
+    let mut untyped = BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if !status.starts_with('2') {
+                    continue;
+                }
+                if let Some(content) = response.get("content").and_then(Value::as_object) {
+                    for (media, body) in content {
+                        if media == "application/json" && free_form(&body["schema"]) {
+                            untyped.insert(format!("{} {path}", method.to_uppercase()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let listed: BTreeSet<String> = STILL_FREE_FORM.iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        untyped, listed,
+        "operations with an untyped answer differ from STILL_FREE_FORM"
+    );
+}
