@@ -15,6 +15,7 @@ use crate::core::auth::{Principal, generate_secret, hash_secret, hint, new_token
 use crate::core::clock::{parse_rfc3339, rfc3339};
 use crate::core::error::ApiError;
 use crate::core::scope::{Allowed, permissions};
+use crate::core::wire::{CreatedToken, RotatedToken, Token, TokenList};
 use crate::state::AppState;
 use axum::body::Bytes;
 
@@ -29,27 +30,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(rotate_token))
 }
 
-pub fn token_json(token: &TokenRecord, now: i64) -> Value {
-    let status = if token.revoked_at.is_some() {
-        "revoked"
-    } else if token.is_valid_at(now) {
-        "active"
-    } else {
-        "expired"
-    };
-    json!({
-        "id": token.id,
-        "name": token.name.as_str(),
-        "role": token.role.as_str(),
-        "project": token.project.as_ref().map(|p| p.as_str()),
-        "environment": token.environment.as_ref().map(|e| e.as_str()),
-        "hint": token.hint,
-        "status": status,
-        "createdAt": rfc3339(token.created_at),
-        "createdBy": token.created_by,
-        "expiresAt": token.expires_at.map(rfc3339),
-        "revokedAt": token.revoked_at.map(rfc3339),
-    })
+/// A token as the audit trail records it.
+fn token_json(token: &TokenRecord, now: i64) -> Value {
+    serde_json::to_value(Token::at(token, now)).unwrap_or_default()
 }
 
 fn audit(
@@ -92,14 +75,14 @@ struct CreateToken {
     tag = "tokens",
     summary = "Create a token; the secret is shown only in this answer",
     request_body = CreateToken,
-    responses((status = 201, description = "Created", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 201, description = "Created", body = CreatedToken), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn create_token(
     State(state): State<AppState>,
     Allowed { principal, .. }: Allowed<ManageTokens>,
     JsonBody(body): JsonBody<CreateToken>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let now = state.clock.now_ms();
     let name = key("name", &body.name, TokenName::parse)?;
     let role = Role::parse(&body.role).map_err(|error| ApiError::field("role", error))?;
@@ -178,9 +161,11 @@ async fn create_token(
         Some(token_json(&record, now)),
     );
     state.store.create_token(record.clone(), entry).await?;
-    let mut body = token_json(&record, now);
-    body["token"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(body)))
+    let created = CreatedToken {
+        token: Token::at(&record, now),
+        secret,
+    };
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 #[utoipa::path(
@@ -188,23 +173,23 @@ async fn create_token(
     path = "/api/v1/tokens",
     tag = "tokens",
     summary = "Tokens (never their secrets)",
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = TokenList), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_tokens(
     State(state): State<AppState>,
     Allowed { principal, .. }: Allowed<ManageTokens>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenList>, ApiError> {
     let now = state.clock.now_ms();
-    let tokens: Vec<Value> = state
+    let tokens = state
         .store
         .list_tokens()
         .await?
         .iter()
         .filter(|token| principal.project.is_none() || token.project == principal.project)
-        .map(|token| token_json(token, now))
+        .map(|token| Token::at(token, now))
         .collect();
-    Ok(Json(json!({ "tokens": tokens })))
+    Ok(Json(TokenList { tokens }))
 }
 
 async fn find_token(
@@ -228,16 +213,16 @@ async fn find_token(
     tag = "tokens",
     summary = "One token",
     params(("id" = String, Path, description = "Token id")),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = Token), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn get_token(
     State(state): State<AppState>,
     Allowed { principal, .. }: Allowed<ManageTokens>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Token>, ApiError> {
     let token = find_token(&state, &principal, &id).await?;
-    Ok(Json(token_json(&token, state.clock.now_ms())))
+    Ok(Json(Token::at(&token, state.clock.now_ms())))
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -254,7 +239,7 @@ struct RotateToken {
     summary = "Replace a token; the old one works for the grace period",
     params(("id" = String, Path, description = "Token id")),
     request_body = RotateToken,
-    responses((status = 201, description = "Created", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 201, description = "Created", body = RotatedToken), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn rotate_token(
@@ -262,7 +247,7 @@ async fn rotate_token(
     Allowed { principal, .. }: Allowed<ManageTokens>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RotatedToken>), ApiError> {
     // The body is optional: an empty one takes the default grace period.
     let body: RotateToken = if body.iter().all(u8::is_ascii_whitespace) {
         RotateToken::default()
@@ -307,11 +292,15 @@ async fn rotate_token(
         .rotate_token(&old.id, old_expires_at, replacement.clone(), entry)
         .await?;
     state.tokens.clear();
-    let mut body = token_json(&replacement, now);
-    body["token"] = json!(secret);
-    body["replaces"] = json!(old.id);
-    body["replacedExpiresAt"] = json!(rfc3339(old_expires_at));
-    Ok((StatusCode::CREATED, Json(body)))
+    let rotated = RotatedToken {
+        created: CreatedToken {
+            token: Token::at(&replacement, now),
+            secret,
+        },
+        replaces: old.id,
+        replaced_expires_at: rfc3339(old_expires_at),
+    };
+    Ok((StatusCode::CREATED, Json(rotated)))
 }
 
 #[utoipa::path(
@@ -320,14 +309,14 @@ async fn rotate_token(
     tag = "tokens",
     summary = "Revoke a token at once",
     params(("id" = String, Path, description = "Token id")),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = Token), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn revoke_token(
     State(state): State<AppState>,
     Allowed { principal, .. }: Allowed<ManageTokens>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Token>, ApiError> {
     let now = state.clock.now_ms();
     let token = find_token(&state, &principal, &id).await?;
     let entry = audit(
@@ -341,5 +330,5 @@ async fn revoke_token(
     state.store.revoke_token(&token.id, now, entry).await?;
     state.tokens.clear();
     let token = state.store.token_by_id(&id).await?;
-    Ok(Json(token_json(&token, now)))
+    Ok(Json(Token::at(&token, now)))
 }

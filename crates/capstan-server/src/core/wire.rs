@@ -1,6 +1,6 @@
 //! The JSON shapes of what `core` answers with: projects and environments.
 
-use capstan_store::{EnvironmentRecord, ProjectRecord};
+use capstan_store::{EnvironmentRecord, ProjectRecord, TokenRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::core::clock::rfc3339;
@@ -56,4 +56,88 @@ impl From<&EnvironmentRecord> for Environment {
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnvironmentList {
     pub environments: Vec<Environment>,
+}
+
+/// Whether a token works now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+/// An API token, never its secret.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Token {
+    pub id: String,
+    pub name: String,
+    /// `admin`, `editor`, `viewer`, `sdk`, `client` or `placement`.
+    pub role: String,
+    /// The project the token is bound to, if any.
+    pub project: Option<String>,
+    /// The environment an `sdk` or `client` key evaluates in.
+    pub environment: Option<String>,
+    /// The secret's last characters, to tell tokens apart.
+    pub hint: String,
+    pub status: TokenStatus,
+    pub created_at: String,
+    pub created_by: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+impl Token {
+    /// The token as it stands at `now` (Unix milliseconds).
+    pub fn at(token: &TokenRecord, now: i64) -> Token {
+        let status = if token.revoked_at.is_some() {
+            TokenStatus::Revoked
+        } else if token.is_valid_at(now) {
+            TokenStatus::Active
+        } else {
+            TokenStatus::Expired
+        };
+        Token {
+            id: token.id.clone(),
+            name: token.name.to_string(),
+            role: token.role.as_str().to_owned(),
+            project: token.project.as_ref().map(ToString::to_string),
+            environment: token.environment.as_ref().map(ToString::to_string),
+            hint: token.hint.clone(),
+            status,
+            created_at: rfc3339(token.created_at),
+            created_by: token.created_by.clone(),
+            expires_at: token.expires_at.map(rfc3339),
+            revoked_at: token.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TokenList {
+    pub tokens: Vec<Token>,
+}
+
+/// A token just made, with its secret: the only time the secret is shown.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub token: Token,
+    /// The secret to present as `Authorization: Bearer <token>`.
+    #[serde(rename = "token")]
+    pub secret: String,
+}
+
+/// A token's replacement, with its secret, and when the replaced token stops working.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotatedToken {
+    #[serde(flatten)]
+    pub created: CreatedToken,
+    /// The id of the token this one replaces.
+    pub replaces: String,
+    /// RFC 3339.
+    pub replaced_expires_at: String,
 }
