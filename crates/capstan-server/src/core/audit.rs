@@ -5,14 +5,14 @@ use axum::extract::{Query, State};
 use capstan_model::{EnvironmentKey, ProjectKey};
 use capstan_store::AuditFilter;
 use serde::Deserialize;
-use serde_json::{Value, json};
+
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::key;
-use crate::core::clock::rfc3339;
 use crate::core::error::ApiError;
 use crate::core::scope::{Allowed, permissions};
+use crate::core::wire::{AuditEntry, AuditLog};
 use crate::state::AppState;
 
 permissions! {
@@ -39,14 +39,14 @@ struct AuditQuery {
     tag = "audit",
     summary = "The audit trail, newest first",
     params(AuditQuery),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = AuditLog), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list(
     State(state): State<AppState>,
     Allowed { principal, .. }: Allowed<ReadTheAuditTrail>,
     Query(query): Query<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditLog>, ApiError> {
     let project = match (&query.project, &principal.project) {
         (Some(text), _) => {
             let project = key("project", text, ProjectKey::parse)?;
@@ -74,23 +74,6 @@ async fn list(
             limit: Some(limit),
         })
         .await?;
-    let entries: Vec<Value> = records
-        .iter()
-        .map(|record| {
-            let entry = &record.entry;
-            json!({
-                "id": record.id,
-                "at": rfc3339(entry.at),
-                "actor": entry.actor,
-                "action": entry.action,
-                "project": entry.project.as_ref().map(|p| p.as_str()),
-                "environment": entry.environment.as_ref().map(|e| e.as_str()),
-                "kind": entry.resource_kind,
-                "key": entry.resource_key,
-                "before": entry.before,
-                "after": entry.after,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "entries": entries })))
+    let entries = records.iter().map(AuditEntry::from).collect();
+    Ok(Json(AuditLog { entries }))
 }

@@ -1,6 +1,6 @@
 //! The JSON shapes of what `core` answers with: projects and environments.
 
-use capstan_store::{EnvironmentRecord, ProjectRecord, TokenRecord};
+use capstan_store::{AuditRecord, EnvironmentRecord, ProjectRecord, TokenRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::core::clock::rfc3339;
@@ -140,4 +140,48 @@ pub struct RotatedToken {
     pub replaces: String,
     /// RFC 3339.
     pub replaced_expires_at: String,
+}
+
+/// One change in the audit trail.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// RFC 3339.
+    pub at: String,
+    /// Who made the change: a token's name, a person, or `rollout:<id>`, `scheduler (...)`.
+    pub actor: String,
+    /// What was done, such as `flag.enable` or `rollout.revert`.
+    pub action: String,
+    pub project: Option<String>,
+    pub environment: Option<String>,
+    /// The kind of resource changed, such as `flag`.
+    pub kind: String,
+    pub key: String,
+    /// The resource before the change, as its API shows it; `null` for a creation.
+    pub before: Option<serde_json::Value>,
+    /// The resource after the change; `null` for a deletion.
+    pub after: Option<serde_json::Value>,
+}
+
+impl From<&AuditRecord> for AuditEntry {
+    fn from(record: &AuditRecord) -> AuditEntry {
+        let entry = &record.entry;
+        AuditEntry {
+            id: record.id,
+            at: rfc3339(entry.at),
+            actor: entry.actor.clone(),
+            action: entry.action.clone(),
+            project: entry.project.as_ref().map(ToString::to_string),
+            environment: entry.environment.as_ref().map(ToString::to_string),
+            kind: entry.resource_kind.clone(),
+            key: entry.resource_key.clone(),
+            before: entry.before.clone(),
+            after: entry.after.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditLog {
+    pub entries: Vec<AuditEntry>,
 }

@@ -17,7 +17,7 @@ pub mod scheduler;
 pub mod schedules;
 pub mod sdk;
 mod segments;
-mod wire;
+pub mod wire;
 pub mod write;
 
 use utoipa_axum::router::OpenApiRouter;

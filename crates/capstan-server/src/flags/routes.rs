@@ -7,19 +7,20 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use capstan_model::{FlagKey, FlagType};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::core::body::{JsonBody, if_match, key};
-use crate::core::clock::rfc3339;
 use crate::core::error::ApiError;
 use crate::core::paths;
 use crate::core::scope::{InEnvironment, InProject, OnFlag, OnFlagIn, permissions};
 use crate::flags::operations::{
     self, CONFIG_FIELDS, ConfigChange, ConfigView, FlagUpdate, NewFlag, set_state,
 };
-use crate::flags::wire;
+use crate::flags::wire::{
+    EnvironmentFlag, EnvironmentFlagList, Flag, FlagDefinition, FlagHistory, FlagList, FlagVersion,
+};
 use crate::state::AppState;
 
 permissions! {
@@ -52,7 +53,7 @@ fn config_answer(view: &ConfigView) -> Response {
             axum::http::header::ETAG,
             format!("\"{}\"", view.config.version),
         )],
-        Json(wire::config_json(view)),
+        Json(EnvironmentFlag::from(view)),
     )
         .into_response()
 }
@@ -63,16 +64,16 @@ fn config_answer(view: &ConfigView) -> Response {
     tag = "flags",
     summary = "Flags with their configuration in every environment",
     params(paths::Project),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = FlagList), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_flags(
     State(state): State<AppState>,
     scope: InProject<ReadFlags>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FlagList>, ApiError> {
     let flags = operations::list_flags(&state, &scope.project).await?;
-    let flags: Vec<Value> = flags.iter().map(wire::full_flag_json).collect();
-    Ok(Json(json!({ "flags": flags })))
+    let flags = flags.iter().map(Flag::from).collect();
+    Ok(Json(FlagList { flags }))
 }
 
 #[utoipa::path(
@@ -81,16 +82,16 @@ async fn list_flags(
     tag = "flags",
     summary = "Flags in one environment",
     params(paths::Environment),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = EnvironmentFlagList), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_environment_flags(
     State(state): State<AppState>,
     scope: InEnvironment<ReadFlags>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EnvironmentFlagList>, ApiError> {
     let flags = operations::environment_flags(&state, &scope.project, &scope.environment).await?;
-    let flags: Vec<Value> = flags.iter().map(wire::config_json).collect();
-    Ok(Json(json!({ "flags": flags })))
+    let flags = flags.iter().map(EnvironmentFlag::from).collect();
+    Ok(Json(EnvironmentFlagList { flags }))
 }
 
 #[utoipa::path(
@@ -99,15 +100,15 @@ async fn list_environment_flags(
     tag = "flags",
     summary = "One flag",
     params(paths::Flag),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = Flag), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn get_flag(
     State(state): State<AppState>,
     scope: OnFlag<ReadFlags>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Flag>, ApiError> {
     let view = operations::flag(&state, &scope.project, &scope.flag).await?;
-    Ok(Json(wire::full_flag_json(&view)))
+    Ok(Json(Flag::from(&view)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -131,7 +132,7 @@ struct CreateFlag {
     summary = "Create a flag, disabled in every environment",
     params(paths::Project),
     request_body = CreateFlag,
-    responses((status = 201, description = "Created", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 201, description = "Created", body = Flag), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn create_flag(
@@ -158,7 +159,7 @@ async fn create_flag(
         default_variant: body.default_variant,
     };
     let view = operations::create_flag(&state, &scope.principal.name, &scope.project, new).await?;
-    Ok((StatusCode::CREATED, Json(wire::full_flag_json(&view))).into_response())
+    Ok((StatusCode::CREATED, Json(Flag::from(&view))).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -175,14 +176,14 @@ struct UpdateFlag {
     summary = "Change a flag's description or client visibility",
     params(paths::Flag),
     request_body = UpdateFlag,
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = Flag), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn update_flag(
     State(state): State<AppState>,
     scope: OnFlag<ChangeFlags>,
     JsonBody(body): JsonBody<UpdateFlag>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Flag>, ApiError> {
     let update = FlagUpdate {
         description: body.description,
         client_visible: body.client_visible,
@@ -195,7 +196,7 @@ async fn update_flag(
         update,
     )
     .await?;
-    Ok(Json(wire::full_flag_json(&view)))
+    Ok(Json(Flag::from(&view)))
 }
 
 #[utoipa::path(
@@ -221,7 +222,7 @@ async fn delete_flag(
     tag = "flags",
     summary = "One flag in one environment",
     params(paths::FlagInEnvironment),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = EnvironmentFlag), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn get_config(
@@ -298,8 +299,8 @@ fn expected_version(
     tag = "flags",
     summary = "JSON merge patch of a flag's configuration (If-Match: version)",
     params(paths::FlagInEnvironment),
-    request_body = serde_json::Value,
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    request_body = FlagDefinition,
+    responses((status = 200, description = "OK", body = EnvironmentFlag), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn patch_config(
@@ -330,8 +331,8 @@ async fn patch_config(
     tag = "flags",
     summary = "Replace a flag's configuration (If-Match: version)",
     params(paths::FlagInEnvironment),
-    request_body = serde_json::Value,
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    request_body = FlagDefinition,
+    responses((status = 200, description = "OK", body = EnvironmentFlag), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn put_config(
@@ -356,7 +357,7 @@ async fn put_config(
     tag = "flags",
     summary = "Turn a flag on",
     params(paths::FlagInEnvironment),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = EnvironmentFlag), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn enable(
@@ -381,7 +382,7 @@ async fn enable(
     tag = "flags",
     summary = "Turn a flag off",
     params(paths::FlagInEnvironment),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = EnvironmentFlag), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn disable(
@@ -411,33 +412,25 @@ struct HistoryQuery {
     tag = "flags",
     summary = "Every version of a flag in an environment",
     params(paths::FlagInEnvironment, ("limit" = Option<usize>, Query, description = "Most versions to return")),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = FlagHistory), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn history(
     State(state): State<AppState>,
     scope: OnFlagIn<ReadHistory>,
     Query(query): Query<HistoryQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FlagHistory>, ApiError> {
     let versions =
         operations::history(&state, (&scope.project, &scope.environment, &scope.flag)).await?;
-    let versions: Vec<Value> = versions
-        .iter()
-        .take(query.limit.unwrap_or(usize::MAX))
-        .map(|version| {
-            json!({
-                "version": version.version,
-                "at": rfc3339(version.at),
-                "actor": version.actor,
-                "action": version.action,
-                "auditId": version.audit_id,
-                "config": version.config,
-            })
-        })
-        .collect();
-    Ok(Json(
-        json!({ "flag": scope.flag.as_str(), "environment": scope.environment.as_str(), "versions": versions }),
-    ))
+    Ok(Json(FlagHistory {
+        flag: scope.flag.to_string(),
+        environment: scope.environment.to_string(),
+        versions: versions
+            .iter()
+            .take(query.limit.unwrap_or(usize::MAX))
+            .map(FlagVersion::from)
+            .collect(),
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -453,7 +446,7 @@ struct RevertBody {
     summary = "Restore an earlier version as a new change",
     params(paths::FlagInEnvironment),
     request_body = RevertBody,
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = EnvironmentFlag), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn revert(
