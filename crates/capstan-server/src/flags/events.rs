@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use capstan_model::{FlagKey, Role};
 use capstan_store::{EventKind, EventRecord};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -15,6 +14,7 @@ use crate::core::auth::Principal;
 use crate::core::body::JsonBody;
 use crate::core::clock::parse_rfc3339;
 use crate::core::error::ApiError;
+use crate::flags::wire::Accepted;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -114,14 +114,14 @@ fn parse_event(
     tag = "sdk",
     summary = "Record exposures and metric events (sdk or client key); all or none of a batch",
     request_body = EventBatch,
-    responses((status = 202, description = "{accepted: n}", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 202, description = "Stored", body = Accepted), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn ingest(
     State(state): State<AppState>,
     principal: Principal,
     JsonBody(batch): JsonBody<EventBatch>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     if !matches!(principal.role, Role::Sdk | Role::Client) {
         return Err(ApiError::Forbidden {
             role: principal.role.as_str(),
@@ -143,5 +143,5 @@ async fn ingest(
         .map(|(index, event)| parse_event(index, event, &scope, received_at))
         .collect::<Result<Vec<_>, _>>()?;
     let accepted = state.store.insert_events(&records).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))))
+    Ok((StatusCode::ACCEPTED, Json(Accepted { accepted })))
 }

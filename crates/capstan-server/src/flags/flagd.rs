@@ -17,6 +17,7 @@ use crate::core::paths;
 use crate::core::scope::{InEnvironment, permissions};
 use crate::flags::environments::flagd_json;
 use crate::flags::operations::{CONFIG_FIELDS, project_environments};
+use crate::flags::wire::{FlagdFile, ImportSummary};
 use crate::flags::write::{AuditDraft, Plan, mutate};
 use crate::state::AppState;
 
@@ -37,7 +38,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     tag = "flagd",
     summary = "Export an environment as a flagd file",
     params(paths::Environment),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = FlagdFile), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn export(
@@ -47,14 +48,20 @@ async fn export(
         environment,
         ..
     }: InEnvironment<ExportFlags>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FlagdFile>, ApiError> {
     let snapshot = state.environments.get(&project, &environment).await?;
-    let mut document = Map::new();
-    document.insert("$schema".into(), json!(FLAGD_SCHEMA));
-    if let Value::Object(rest) = flagd_json(&snapshot.state) {
-        document.extend(rest);
-    }
-    Ok(Json(Value::Object(document)))
+    let mut document = flagd_json(&snapshot.state);
+    Ok(Json(FlagdFile {
+        schema: FLAGD_SCHEMA.to_owned(),
+        flags: match document.get_mut("flags").map(Value::take) {
+            Some(Value::Object(flags)) => flags,
+            _ => Map::new(),
+        },
+        evaluators: match document.get_mut("$evaluators").map(Value::take) {
+            Some(Value::Object(evaluators)) => Some(evaluators),
+            _ => None,
+        },
+    }))
 }
 
 #[derive(Deserialize)]
@@ -148,8 +155,8 @@ fn read_file(document: &Value) -> Result<ImportFile, ApiError> {
     tag = "flagd",
     summary = "Import a flagd file as one change",
     params(paths::Environment, ("replace" = Option<bool>, Query, description = "Remove flags and segments not in the file")),
-    request_body = serde_json::Value,
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    request_body = FlagdFile,
+    responses((status = 200, description = "OK", body = ImportSummary), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn import(
@@ -162,7 +169,7 @@ async fn import(
     }: InEnvironment<ImportFlags>,
     Query(query): Query<ImportQuery>,
     JsonBody(document): JsonBody<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ImportSummary>, ApiError> {
     let file = read_file(&document)?;
     let environments = project_environments(&state, &project).await?;
     if !environments.contains(&environment) {
@@ -266,12 +273,20 @@ async fn import(
                 });
             }
         }
-        let summary = json!({
+        let changes = json!({
             "created": created,
             "updated": updated,
             "removed": removed,
             "segmentsChanged": segments.len(),
         });
+        let summary = ImportSummary {
+            segments_changed: segments.len(),
+            created,
+            updated,
+            removed,
+            changed: false,
+            audit_id: None,
+        };
         let mut plan = Plan::new(
             AuditDraft {
                 action: "flagd.import",
@@ -279,7 +294,7 @@ async fn import(
                 resource_kind: "environment",
                 resource_key: environment.to_string(),
                 before: None,
-                after: Some(json!({ "replace": query.replace, "changes": summary })),
+                after: Some(json!({ "replace": query.replace, "changes": changes })),
             },
             summary,
         );
@@ -289,8 +304,9 @@ async fn import(
         Ok(plan)
     })
     .await?;
-    let mut summary = summary;
-    summary["changed"] = json!(applied.is_some());
-    summary["auditId"] = json!(applied.map(|applied| applied.audit_id));
-    Ok(Json(summary))
+    Ok(Json(ImportSummary {
+        changed: applied.is_some(),
+        audit_id: applied.map(|applied| applied.audit_id),
+        ..summary
+    }))
 }

@@ -16,6 +16,7 @@ use crate::core::clock::{parse_rfc3339, rfc3339};
 use crate::core::error::ApiError;
 use crate::core::paths;
 use crate::core::scope::{InEnvironment, OnFlagIn, permissions};
+use crate::flags::wire::{Schedule, ScheduleList};
 use crate::state::AppState;
 
 permissions! {
@@ -56,20 +57,9 @@ impl ScheduledAction {
     }
 }
 
-pub fn schedule_json(schedule: &ScheduleRecord) -> Value {
-    json!({
-        "id": schedule.id,
-        "flag": schedule.schedule.flag.as_str(),
-        "environment": schedule.schedule.environment.as_str(),
-        "at": rfc3339(schedule.schedule.run_at),
-        "action": schedule.schedule.action.get("kind"),
-        "targeting": schedule.schedule.action.get("targeting"),
-        "status": schedule.status.as_str(),
-        "createdBy": schedule.schedule.created_by,
-        "createdAt": rfc3339(schedule.schedule.created_at),
-        "settledAt": schedule.settled_at.map(rfc3339),
-        "error": schedule.error,
-    })
+/// A schedule as the audit trail records it.
+fn schedule_json(schedule: &ScheduleRecord) -> Value {
+    serde_json::to_value(Schedule::from(schedule)).unwrap_or_default()
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -88,7 +78,7 @@ struct CreateSchedule {
     summary = "Schedule a change to a flag",
     params(paths::FlagInEnvironment),
     request_body = CreateSchedule,
-    responses((status = 201, description = "Created", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 201, description = "Created", body = Schedule), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn create(
@@ -101,7 +91,7 @@ async fn create(
         ..
     }: OnFlagIn<ScheduleFlagChanges>,
     JsonBody(body): JsonBody<CreateSchedule>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Schedule>), ApiError> {
     let run_at = parse_rfc3339(&body.at)
         .ok_or_else(|| ApiError::field("at", "expected an RFC 3339 time"))?;
     let mut action = json!({ "kind": body.action });
@@ -165,7 +155,7 @@ async fn create(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(schedule_json(&record))))
+    Ok((StatusCode::CREATED, Json(Schedule::from(&record))))
 }
 
 #[utoipa::path(
@@ -174,7 +164,7 @@ async fn create(
     tag = "schedules",
     summary = "Scheduled changes of an environment",
     params(paths::Environment),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = ScheduleList), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list(
@@ -184,15 +174,15 @@ async fn list(
         environment,
         ..
     }: InEnvironment<ReadScheduledChanges>,
-) -> Result<Json<Value>, ApiError> {
-    let schedules: Vec<Value> = state
+) -> Result<Json<ScheduleList>, ApiError> {
+    let schedules = state
         .store
         .list_schedules(&project, &environment)
         .await?
         .iter()
-        .map(schedule_json)
+        .map(Schedule::from)
         .collect();
-    Ok(Json(json!({ "schedules": schedules })))
+    Ok(Json(ScheduleList { schedules }))
 }
 
 #[utoipa::path(
@@ -201,7 +191,7 @@ async fn list(
     tag = "schedules",
     summary = "Scheduled changes of a flag",
     params(paths::FlagInEnvironment),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = ScheduleList), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_for_flag(
@@ -212,16 +202,16 @@ async fn list_for_flag(
         flag,
         ..
     }: OnFlagIn<ReadScheduledChanges>,
-) -> Result<Json<Value>, ApiError> {
-    let schedules: Vec<Value> = state
+) -> Result<Json<ScheduleList>, ApiError> {
+    let schedules = state
         .store
         .list_schedules(&project, &environment)
         .await?
         .iter()
         .filter(|schedule| schedule.schedule.flag == flag)
-        .map(schedule_json)
+        .map(Schedule::from)
         .collect();
-    Ok(Json(json!({ "schedules": schedules })))
+    Ok(Json(ScheduleList { schedules }))
 }
 
 #[utoipa::path(

@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 use crate::core::auth::Principal;
 use crate::core::error::ApiError;
 use crate::flags::environments::EnvironmentSnapshot;
+use crate::flags::wire::SdkConfig;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -49,7 +50,7 @@ fn sdk_scope(principal: &Principal) -> Result<(ProjectKey, EnvironmentKey), ApiE
     tag = "sdk",
     summary = "The environment's whole flag configuration, for local evaluation (sdk key; ETag and If-None-Match)",
     responses(
-        (status = 200, description = "{project, environment, revision, types, flags, $evaluators}", body = serde_json::Value),
+        (status = 200, description = "OK", body = SdkConfig),
         (status = 304, description = "Unchanged since the ETag in If-None-Match"),
         crate::core::error::ErrorResponses
     ),

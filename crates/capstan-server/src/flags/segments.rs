@@ -13,11 +13,11 @@ use utoipa_axum::routes;
 
 use crate::core::body::{JsonBody, if_match, key};
 
-use crate::core::clock::rfc3339;
 use crate::core::error::ApiError;
 use crate::core::paths;
 use crate::core::scope::{InEnvironment, permissions};
 use crate::flags::environments::EnvironmentSnapshot;
+use crate::flags::wire::{Segment, SegmentList};
 use crate::flags::write::{AuditDraft, Plan, mutate};
 use crate::state::AppState;
 
@@ -52,14 +52,9 @@ fn segment_not_found(segment: &SegmentKey) -> ApiError {
     }
 }
 
+/// A segment as the audit trail records it.
 fn segment_json(segment: &SegmentRecord) -> Value {
-    json!({
-        "key": segment.key.as_str(),
-        "description": segment.description,
-        "rule": segment.rule,
-        "version": segment.version,
-        "updatedAt": rfc3339(segment.updated_at),
-    })
+    serde_json::to_value(Segment::from(segment)).unwrap_or_default()
 }
 
 #[utoipa::path(
@@ -68,7 +63,7 @@ fn segment_json(segment: &SegmentRecord) -> Value {
     tag = "segments",
     summary = "Segments of an environment",
     params(paths::Environment),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = SegmentList), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list(
@@ -78,10 +73,10 @@ async fn list(
         environment,
         ..
     }: InEnvironment<ReadSegments>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SegmentList>, ApiError> {
     let snapshot = state.environments.get(&project, &environment).await?;
-    let segments: Vec<Value> = snapshot.state.segments.iter().map(segment_json).collect();
-    Ok(Json(json!({ "segments": segments })))
+    let segments = snapshot.state.segments.iter().map(Segment::from).collect();
+    Ok(Json(SegmentList { segments }))
 }
 
 #[utoipa::path(
@@ -90,7 +85,7 @@ async fn list(
     tag = "segments",
     summary = "One segment",
     params(paths::SegmentInEnvironment),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = Segment), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn get_segment(
@@ -101,11 +96,11 @@ async fn get_segment(
         ..
     }: InEnvironment<ReadSegments>,
     Path(paths::SegmentInEnvironment { segment, .. }): Path<paths::SegmentInEnvironment>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Segment>, ApiError> {
     let segment = key("segment", &segment, SegmentKey::parse)?;
     let snapshot = state.environments.get(&project, &environment).await?;
     let record = find_segment(&snapshot, &segment).ok_or_else(|| segment_not_found(&segment))?;
-    Ok(Json(segment_json(record)))
+    Ok(Json(Segment::from(record)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -123,7 +118,7 @@ struct PutSegment {
     summary = "Create or replace a segment",
     params(paths::SegmentInEnvironment),
     request_body = PutSegment,
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = Segment), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn put_segment(
@@ -137,7 +132,7 @@ async fn put_segment(
     }: InEnvironment<ChangeSegments>,
     Path(paths::SegmentInEnvironment { segment, .. }): Path<paths::SegmentInEnvironment>,
     JsonBody(body): JsonBody<PutSegment>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Segment>), ApiError> {
     let segment = key("segment", &segment, SegmentKey::parse)?;
     let expected = if_match(&headers)?;
     let (created, _) = mutate(
@@ -184,7 +179,7 @@ async fn put_segment(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(segment_json(record))))
+    Ok((status, Json(Segment::from(record))))
 }
 
 #[utoipa::path(

@@ -119,6 +119,11 @@ async fn the_sdk_config_has_every_flag_and_an_etag() {
             json!({ "a": "A", "b": "B" })
         );
         let revision = config["revision"].as_i64().unwrap();
+        // The document served from its cache has the shape the OpenAPI document gives it.
+        let typed: capstan_server::flags::wire::SdkConfig =
+            serde_json::from_value(config.clone()).unwrap();
+        assert_eq!(typed.revision, revision);
+        assert_eq!(typed.types["local"], "string");
 
         let again = app
             .raw(
