@@ -31,31 +31,94 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(event_stream))
 }
 
-#[derive(Deserialize)]
+/// An evaluation request: the evaluation context (`targetingKey` and attributes).
+#[derive(Deserialize, utoipa::ToSchema)]
 struct EvaluationRequest {
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     context: Option<Value>,
 }
 
-#[derive(Serialize)]
+/// A flag's evaluation (OFREP's `serverEvaluationSuccess`).
+#[derive(Serialize, utoipa::ToSchema)]
 struct Success<'a> {
     key: &'a str,
+    /// `STATIC`, `TARGETING_MATCH`, `SPLIT`, `DISABLED`, `DEFAULT` or `ERROR`.
     reason: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     variant: Option<&'a str>,
+    /// The variant's value: a boolean, number, string or object.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     value: Option<&'a Value>,
+    /// The flag's metadata.
+    #[schema(value_type = Object)]
     metadata: &'a Map<String, Value>,
 }
 
-#[derive(Serialize)]
+/// A flag that could not be evaluated (OFREP's `evaluationFailure`).
+#[derive(Serialize, utoipa::ToSchema)]
 struct Failure<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<&'a str>,
+    /// `FLAG_NOT_FOUND`, `PARSE_ERROR`, `TARGETING_KEY_MISSING`, `INVALID_CONTEXT` or
+    /// `GENERAL`.
     #[serde(rename = "errorCode")]
     error_code: &'static str,
     #[serde(rename = "errorDetails")]
     error_details: String,
+}
+
+/// Every flag the key may see, evaluated, and where to hear of changes.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct BulkEvaluation<'a> {
+    flags: Vec<BulkEntry<'a>>,
+    event_streams: [EventStream; 1],
+}
+
+/// OFREP's change notifications: an SSE stream that says when to evaluate again.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct EventStream {
+    /// Always `sse`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    url: String,
+    /// How long a backgrounded client may keep the stream open.
+    inactivity_delay_sec: u64,
+}
+
+/// What the OFREP provider may rely on.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Configuration {
+    name: &'static str,
+    capabilities: Capabilities,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Capabilities {
+    cache_invalidation: CacheInvalidation,
+    flag_evaluation: FlagEvaluation,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct CacheInvalidation {
+    polling: Polling,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct Polling {
+    enabled: bool,
+    min_polling_interval_ms: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct FlagEvaluation {
+    supported_types: [&'static str; 5],
 }
 
 fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
@@ -228,9 +291,9 @@ fn ofrep_code(code: ErrorCode) -> &'static str {
     tag = "ofrep",
     summary = "OFREP single flag evaluation (sdk or client key)",
     params(("key" = String, Path, description = "Flag key")),
-    request_body = serde_json::Value,
+    request_body = EvaluationRequest,
     responses(
-        (status = 200, description = "{key, reason, variant, value, metadata}", body = serde_json::Value),
+        (status = 200, description = "OK", body = Success),
         (status = 400, description = "{key, errorCode: PARSE_ERROR | TARGETING_KEY_MISSING | INVALID_CONTEXT | GENERAL, errorDetails}"),
         (status = 401, description = "No valid key"),
         (status = 403, description = "Not an evaluation key"),
@@ -293,7 +356,7 @@ async fn evaluate_one(
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum BulkEntry<'a> {
     Success(Success<'a>),
@@ -305,9 +368,9 @@ enum BulkEntry<'a> {
     path = "/ofrep/v1/evaluate/flags",
     tag = "ofrep",
     summary = "OFREP bulk evaluation of every flag the key may see; ETag and If-None-Match",
-    request_body = serde_json::Value,
+    request_body = EvaluationRequest,
     responses(
-        (status = 200, description = "{flags: [...]}, with an ETag", body = serde_json::Value),
+        (status = 200, description = "OK, with an ETag", body = BulkEvaluation),
         (status = 304, description = "Not modified since the ETag in If-None-Match"),
         (status = 400, description = "{errorCode, errorDetails}"),
         (status = 401, description = "No valid key"),
@@ -358,13 +421,15 @@ async fn evaluate_all(State(state): State<AppState>, headers: HeaderMap, body: B
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
         .unwrap_or("127.0.0.1");
-    let event_streams = json!([{
-        "type": "sse",
-        "url": format!("http://{host}/ofrep/v1/event-stream"),
-        "inactivityDelaySec": EVENT_STREAM_INACTIVITY_SECONDS,
-    }]);
-    let bytes = match serde_json::to_vec(&json!({ "flags": flags, "eventStreams": event_streams }))
-    {
+    let answer = BulkEvaluation {
+        flags,
+        event_streams: [EventStream {
+            kind: "sse",
+            url: format!("http://{host}/ofrep/v1/event-stream"),
+            inactivity_delay_sec: EVENT_STREAM_INACTIVITY_SECONDS,
+        }],
+    };
+    let bytes = match serde_json::to_vec(&answer) {
         Ok(bytes) => bytes,
         Err(error) => return ApiError::Internal(error.into()).into_response(),
     };
@@ -401,7 +466,7 @@ async fn evaluate_all(State(state): State<AppState>, headers: HeaderMap, body: B
     path = "/ofrep/v1/configuration",
     tag = "ofrep",
     summary = "OFREP provider configuration",
-    responses((status = 200, description = "Capabilities", body = serde_json::Value)),
+    responses((status = 200, description = "Capabilities", body = Configuration)),
     security(("bearer" = []))
 )]
 async fn configuration(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -410,13 +475,20 @@ async fn configuration(State(state): State<AppState>, headers: HeaderMap) -> Res
     }
     json_response(
         StatusCode::OK,
-        &json!({
-            "name": "capstan",
-            "capabilities": {
-                "cacheInvalidation": { "polling": { "enabled": true, "minPollingIntervalMs": 1000 } },
-                "flagEvaluation": { "supportedTypes": ["int", "float", "string", "boolean", "object"] }
-            }
-        }),
+        &Configuration {
+            name: "capstan",
+            capabilities: Capabilities {
+                cache_invalidation: CacheInvalidation {
+                    polling: Polling {
+                        enabled: true,
+                        min_polling_interval_ms: 1000,
+                    },
+                },
+                flag_evaluation: FlagEvaluation {
+                    supported_types: ["int", "float", "string", "boolean", "object"],
+                },
+            },
+        },
     )
 }
 
