@@ -12,8 +12,8 @@ use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey};
 use capstan_store::{ConfigRecord, EnvironmentState, FlagRecord, Store};
 use serde_json::{Map, Value};
 
-use crate::core::error::ApiError;
 use crate::core::metrics::{FlagCounters, Metrics};
+use crate::flags::error::FlagError;
 
 /// One environment as of one revision, ready to evaluate.
 pub struct EnvironmentSnapshot {
@@ -204,7 +204,7 @@ impl Environments {
         &self,
         project: &ProjectKey,
         environment: &EnvironmentKey,
-    ) -> Result<watch::Receiver<Arc<EnvironmentSnapshot>>, ApiError> {
+    ) -> Result<watch::Receiver<Arc<EnvironmentSnapshot>>, FlagError> {
         self.get(project, environment).await?;
         let snapshots = self
             .snapshots
@@ -214,7 +214,7 @@ impl Environments {
             .get(project.as_str())
             .and_then(|environments| environments.get(environment.as_str()))
             .map(watch::Sender::subscribe)
-            .ok_or_else(|| ApiError::NotFound {
+            .ok_or_else(|| FlagError::NotFound {
                 kind: "environment",
                 key: environment.to_string(),
             })
@@ -246,7 +246,7 @@ impl Environments {
         &self,
         project: &ProjectKey,
         environment: &EnvironmentKey,
-    ) -> Result<Arc<EnvironmentSnapshot>, ApiError> {
+    ) -> Result<Arc<EnvironmentSnapshot>, FlagError> {
         match self.cached(project.as_str(), environment.as_str()) {
             Some(snapshot) => Ok(snapshot),
             None => self.refresh(project, environment).await,
@@ -258,7 +258,7 @@ impl Environments {
         &self,
         project: &ProjectKey,
         environment: &EnvironmentKey,
-    ) -> Result<Arc<EnvironmentSnapshot>, ApiError> {
+    ) -> Result<Arc<EnvironmentSnapshot>, FlagError> {
         let state = self.store.load_environment(project, environment).await?;
         // Compiling a large environment takes a while; keep it off the async workers.
         let engine = tokio::task::spawn_blocking(move || {
@@ -266,12 +266,12 @@ impl Environments {
             (state, engine)
         })
         .await
-        .map_err(|error| ApiError::Internal(error.into()))?;
+        .map_err(|error| FlagError::Internal(error.into()))?;
         let (state, engine) = engine;
         // Stored definitions were checked when written; one that no longer compiles means
         // the store was edited by hand or the engine changed, which is ours to fix.
         let engine = engine.map_err(|error| {
-            ApiError::Internal(anyhow::anyhow!(
+            FlagError::Internal(anyhow::anyhow!(
                 "failed to compile stored environment {project}/{environment}: {error}"
             ))
         })?;

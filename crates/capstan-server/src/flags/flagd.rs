@@ -178,7 +178,7 @@ async fn import(
             key: environment.to_string(),
         });
     }
-    let (summary, applied) = mutate(&state, &principal.name, &project, &environments, |snapshots, now| {
+    let (summary, applied) = mutate::<_, ApiError>(&state, &principal.name, &project, &environments, |snapshots, now| {
         let target = snapshots
             .iter()
             .find(|snapshot| snapshot.environment == environment)

@@ -8,6 +8,7 @@
 
 pub mod changes;
 pub mod environments;
+pub mod error;
 pub mod events;
 mod flagd;
 pub mod ofrep;

@@ -192,7 +192,7 @@ async fn snapshot_for(
             .environments
             .get(&project, &environment)
             .await
-            .map_err(IntoResponse::into_response),
+            .map_err(|error| ApiError::from(error).into_response()),
     }
 }
 

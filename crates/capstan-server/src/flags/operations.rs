@@ -10,8 +10,8 @@ use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey};
 use capstan_store::{ConfigRecord, ConfigWrite, FlagRecord, FlagVersionRecord, FlagWrite};
 use serde_json::{Map, Value, json};
 
-use crate::core::error::ApiError;
 use crate::flags::environments::EnvironmentSnapshot;
+use crate::flags::error::FlagError;
 use crate::flags::wire;
 use crate::flags::write::{AuditDraft, Plan, mutate};
 use crate::state::AppState;
@@ -71,13 +71,14 @@ pub struct ConfigChange {
 }
 
 /// A configuration change: the new configuration from the current one.
-pub type Edit<'a> = dyn Fn(&Map<String, Value>) -> Result<Map<String, Value>, ApiError> + Sync + 'a;
+pub type Edit<'a> =
+    dyn Fn(&Map<String, Value>) -> Result<Map<String, Value>, FlagError> + Sync + 'a;
 
 /// The environments of a project, in order.
 pub async fn project_environments(
     state: &AppState,
     project: &ProjectKey,
-) -> Result<Vec<EnvironmentKey>, ApiError> {
+) -> Result<Vec<EnvironmentKey>, FlagError> {
     Ok(state
         .store
         .list_environments(project)
@@ -87,8 +88,8 @@ pub async fn project_environments(
         .collect())
 }
 
-fn flag_not_found(flag: &FlagKey) -> ApiError {
-    ApiError::NotFound {
+fn flag_not_found(flag: &FlagKey) -> FlagError {
+    FlagError::NotFound {
         kind: "flag",
         key: flag.to_string(),
     }
@@ -97,7 +98,7 @@ fn flag_not_found(flag: &FlagKey) -> ApiError {
 async fn snapshots(
     state: &AppState,
     project: &ProjectKey,
-) -> Result<Vec<Arc<EnvironmentSnapshot>>, ApiError> {
+) -> Result<Vec<Arc<EnvironmentSnapshot>>, FlagError> {
     let mut out = Vec::new();
     for environment in project_environments(state, project).await? {
         out.push(state.environments.get(project, &environment).await?);
@@ -119,7 +120,10 @@ fn flag_view(flag: &FlagRecord, snapshots: &[Arc<EnvironmentSnapshot>]) -> FlagV
     }
 }
 
-fn find_view(snapshots: &[Arc<EnvironmentSnapshot>], flag: &FlagKey) -> Result<FlagView, ApiError> {
+fn find_view(
+    snapshots: &[Arc<EnvironmentSnapshot>],
+    flag: &FlagKey,
+) -> Result<FlagView, FlagError> {
     snapshots
         .first()
         .and_then(|first| first.flag(flag))
@@ -127,7 +131,7 @@ fn find_view(snapshots: &[Arc<EnvironmentSnapshot>], flag: &FlagKey) -> Result<F
         .ok_or_else(|| flag_not_found(flag))
 }
 
-fn config_view(snapshot: &EnvironmentSnapshot, flag: &FlagKey) -> Result<ConfigView, ApiError> {
+fn config_view(snapshot: &EnvironmentSnapshot, flag: &FlagKey) -> Result<ConfigView, FlagError> {
     let record = snapshot.flag(flag).ok_or_else(|| flag_not_found(flag))?;
     let config = snapshot.config(flag).ok_or_else(|| flag_not_found(flag))?;
     Ok(ConfigView {
@@ -138,7 +142,10 @@ fn config_view(snapshot: &EnvironmentSnapshot, flag: &FlagKey) -> Result<ConfigV
 }
 
 /// Every flag of a project with its configuration in every environment.
-pub async fn list_flags(state: &AppState, project: &ProjectKey) -> Result<Vec<FlagView>, ApiError> {
+pub async fn list_flags(
+    state: &AppState,
+    project: &ProjectKey,
+) -> Result<Vec<FlagView>, FlagError> {
     let snapshots = snapshots(state, project).await?;
     Ok(snapshots
         .first()
@@ -158,7 +165,7 @@ pub async fn flag(
     state: &AppState,
     project: &ProjectKey,
     flag: &FlagKey,
-) -> Result<FlagView, ApiError> {
+) -> Result<FlagView, FlagError> {
     find_view(&snapshots(state, project).await?, flag)
 }
 
@@ -167,7 +174,7 @@ pub async fn environment_flags(
     state: &AppState,
     project: &ProjectKey,
     environment: &EnvironmentKey,
-) -> Result<Vec<ConfigView>, ApiError> {
+) -> Result<Vec<ConfigView>, FlagError> {
     let snapshot = state.environments.get(project, environment).await?;
     Ok(snapshot
         .state
@@ -181,16 +188,16 @@ pub async fn environment_flags(
 pub async fn config(
     state: &AppState,
     (project, environment, flag): (&ProjectKey, &EnvironmentKey, &FlagKey),
-) -> Result<ConfigView, ApiError> {
+) -> Result<ConfigView, FlagError> {
     let snapshot = state.environments.get(project, environment).await?;
     config_view(&snapshot, flag)
 }
 
 /// The variants, type and default variant a new flag gets.
-fn new_flag_config(new: &NewFlag) -> Result<(FlagType, Value), ApiError> {
+fn new_flag_config(new: &NewFlag) -> Result<(FlagType, Value), FlagError> {
     let variants = match &new.variants {
         Some(variants) if variants.is_empty() => {
-            return Err(ApiError::field("variants", "must not be empty"));
+            return Err(FlagError::field("variants", "must not be empty"));
         }
         Some(variants) => variants.clone(),
         None if matches!(new.flag_type, None | Some(FlagType::Boolean)) => {
@@ -200,7 +207,7 @@ fn new_flag_config(new: &NewFlag) -> Result<(FlagType, Value), ApiError> {
             variants
         }
         None => {
-            return Err(ApiError::field(
+            return Err(FlagError::field(
                 "variants",
                 "are required for non-boolean flags",
             ));
@@ -209,7 +216,7 @@ fn new_flag_config(new: &NewFlag) -> Result<(FlagType, Value), ApiError> {
     let flag_type = match new.flag_type {
         Some(flag_type) => flag_type,
         None => FlagType::infer(variants.values()).ok_or_else(|| {
-            ApiError::field(
+            FlagError::field(
                 "variants",
                 "hold values of different types; give the flag a type",
             )
@@ -233,16 +240,16 @@ pub async fn create_flag(
     actor: &str,
     project: &ProjectKey,
     new: NewFlag,
-) -> Result<FlagView, ApiError> {
+) -> Result<FlagView, FlagError> {
     let (flag_type, config) = new_flag_config(&new)?;
     let flag = &new.key;
     let environments = project_environments(state, project).await?;
-    mutate(state, actor, project, &environments, |snapshots, now| {
+    mutate::<_, FlagError>(state, actor, project, &environments, |snapshots, now| {
         if snapshots
             .iter()
             .any(|snapshot| snapshot.flag(flag).is_some())
         {
-            return Err(ApiError::AlreadyExists {
+            return Err(FlagError::AlreadyExists {
                 kind: "flag",
                 key: flag.to_string(),
             });
@@ -287,9 +294,9 @@ pub async fn update_flag(
     project: &ProjectKey,
     flag: &FlagKey,
     update: FlagUpdate,
-) -> Result<FlagView, ApiError> {
+) -> Result<FlagView, FlagError> {
     let environments = project_environments(state, project).await?;
-    mutate(state, actor, project, &environments, |snapshots, _| {
+    mutate::<_, FlagError>(state, actor, project, &environments, |snapshots, _| {
         let current = snapshots
             .first()
             .and_then(|first| first.flag(flag))
@@ -327,9 +334,9 @@ pub async fn delete_flag(
     actor: &str,
     project: &ProjectKey,
     flag: &FlagKey,
-) -> Result<(), ApiError> {
+) -> Result<(), FlagError> {
     let environments = project_environments(state, project).await?;
-    mutate(state, actor, project, &environments, |snapshots, _| {
+    mutate::<_, FlagError>(state, actor, project, &environments, |snapshots, _| {
         let current = find_view(snapshots, flag)?;
         let mut plan = Plan::new(
             AuditDraft {
@@ -364,8 +371,8 @@ pub async fn change_config(
     (project, environment, flag): (&ProjectKey, &EnvironmentKey, &FlagKey),
     change: ConfigChange,
     edit: &Edit<'_>,
-) -> Result<ConfigView, ApiError> {
-    mutate(
+) -> Result<ConfigView, FlagError> {
+    mutate::<_, FlagError>(
         state,
         actor,
         project,
@@ -376,7 +383,7 @@ pub async fn change_config(
             if let Some(expected) = change.expected_version
                 && expected != current.version
             {
-                return Err(ApiError::VersionConflict {
+                return Err(FlagError::VersionConflict {
                     kind: "flag",
                     key: flag.to_string(),
                     current_version: current.version,
@@ -414,7 +421,7 @@ pub async fn change_config(
 /// The edit that turns a flag on (`ENABLED`) or off (`DISABLED`).
 pub fn set_state(
     state: &'static str,
-) -> impl Fn(&Map<String, Value>) -> Result<Map<String, Value>, ApiError> + Send + Sync {
+) -> impl Fn(&Map<String, Value>) -> Result<Map<String, Value>, FlagError> + Send + Sync {
     move |current: &Map<String, Value>| {
         let mut next = current.clone();
         next.insert("state".into(), json!(state));
@@ -426,7 +433,7 @@ pub fn set_state(
 pub async fn history(
     state: &AppState,
     (project, environment, flag): (&ProjectKey, &EnvironmentKey, &FlagKey),
-) -> Result<Vec<FlagVersionRecord>, ApiError> {
+) -> Result<Vec<FlagVersionRecord>, FlagError> {
     let versions = state.store.flag_history(project, environment, flag).await?;
     if versions.is_empty() {
         return Err(flag_not_found(flag));
@@ -441,14 +448,14 @@ pub async fn revert(
     scope: (&ProjectKey, &EnvironmentKey, &FlagKey),
     version: i64,
     expected_version: Option<i64>,
-) -> Result<ConfigView, ApiError> {
+) -> Result<ConfigView, FlagError> {
     let (project, environment, flag) = scope;
     let versions = state.store.flag_history(project, environment, flag).await?;
     let target = versions
         .iter()
         .find(|candidate| candidate.version == version)
         .ok_or_else(|| {
-            ApiError::field("version", format!("flag {flag:?} has no version {version}"))
+            FlagError::field("version", format!("flag {flag:?} has no version {version}"))
         })?;
     let config = target
         .config
@@ -456,7 +463,7 @@ pub async fn revert(
         .and_then(Value::as_object)
         .cloned()
         .ok_or_else(|| {
-            ApiError::field(
+            FlagError::field(
                 "version",
                 format!("version {version} is the flag's deletion"),
             )

@@ -6,7 +6,7 @@
 use capstan_store::{ScheduleOutcome, ScheduleRecord, StoreError};
 use serde_json::{Map, Value};
 
-use crate::core::error::{ApiError, ErrorCode};
+use crate::flags::error::FlagError;
 use crate::flags::operations::{ConfigChange, change_config, set_state};
 use crate::flags::schedules::ScheduledAction;
 use crate::state::AppState;
@@ -27,10 +27,7 @@ pub async fn tick(state: &AppState) -> Result<TickReport, StoreError> {
         match carry_out(state, &schedule).await {
             Ok(()) => report.applied += 1,
             // Another replica settled it first: nothing to do.
-            Err(ApiError::Conflict {
-                code: ErrorCode::AlreadySettled,
-                ..
-            }) => {}
+            Err(FlagError::AlreadySettled { .. }) => {}
             Err(error) => {
                 let message = error.to_string();
                 tracing::warn!(schedule = schedule.id, error = %message, "scheduled change failed");
@@ -48,9 +45,10 @@ pub async fn tick(state: &AppState) -> Result<TickReport, StoreError> {
 }
 
 /// A change to a flag's configuration, from the current one to the new one.
-type ConfigEdit = dyn Fn(&Map<String, Value>) -> Result<Map<String, Value>, ApiError> + Send + Sync;
+type ConfigEdit =
+    dyn Fn(&Map<String, Value>) -> Result<Map<String, Value>, FlagError> + Send + Sync;
 
-async fn carry_out(state: &AppState, schedule: &ScheduleRecord) -> Result<(), ApiError> {
+async fn carry_out(state: &AppState, schedule: &ScheduleRecord) -> Result<(), FlagError> {
     let action = ScheduledAction::parse(&schedule.schedule.action)?;
     let actor = format!("scheduler (for {})", schedule.schedule.created_by);
     let scope = (

@@ -16,6 +16,7 @@ use crate::core::clock::{parse_rfc3339, rfc3339};
 use crate::core::error::ApiError;
 use crate::core::paths;
 use crate::core::scope::{InEnvironment, OnFlagIn, permissions};
+use crate::flags::error::FlagError;
 use crate::flags::wire::{Schedule, ScheduleList};
 use crate::state::AppState;
 
@@ -41,18 +42,18 @@ pub enum ScheduledAction {
 }
 
 impl ScheduledAction {
-    pub fn parse(action: &Value) -> Result<ScheduledAction, ApiError> {
+    pub fn parse(action: &Value) -> Result<ScheduledAction, FlagError> {
         match action.get("kind").and_then(Value::as_str) {
             Some("enable") => Ok(ScheduledAction::Enable),
             Some("disable") => Ok(ScheduledAction::Disable),
             Some("setTargeting") => Ok(ScheduledAction::SetTargeting(
                 action.get("targeting").cloned().unwrap_or(Value::Null),
             )),
-            Some(other) => Err(ApiError::field(
+            Some(other) => Err(FlagError::field(
                 "action",
                 format!("unknown action {other:?}; expected enable, disable or setTargeting"),
             )),
-            None => Err(ApiError::field("action", "is required")),
+            None => Err(FlagError::field("action", "is required")),
         }
     }
 }

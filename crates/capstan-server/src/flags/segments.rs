@@ -135,7 +135,7 @@ async fn put_segment(
 ) -> Result<(StatusCode, Json<Segment>), ApiError> {
     let segment = key("segment", &segment, SegmentKey::parse)?;
     let expected = if_match(&headers)?;
-    let (created, _) = mutate(
+    let (created, _) = mutate::<_, ApiError>(
         &state,
         &principal.name,
         &project,
@@ -202,7 +202,7 @@ async fn delete_segment(
     Path(paths::SegmentInEnvironment { segment, .. }): Path<paths::SegmentInEnvironment>,
 ) -> Result<StatusCode, ApiError> {
     let segment = key("segment", &segment, SegmentKey::parse)?;
-    mutate(
+    mutate::<_, ApiError>(
         &state,
         &principal.name,
         &project,

@@ -18,8 +18,8 @@ use capstan_store::{
 };
 use serde_json::Value;
 
-use crate::core::error::ApiError;
 use crate::flags::environments::{EnvironmentSnapshot, compile};
+use crate::flags::error::FlagError;
 use crate::state::AppState;
 
 /// What a change does, before it is checked and stored.
@@ -81,13 +81,16 @@ const ATTEMPTS: usize = 5;
 
 /// Plans, checks and stores one change over `environments` of `project`. Returns the
 /// plan's result, and `None` for the store's receipt when the plan changed nothing.
-pub async fn mutate<T>(
+pub async fn mutate<T, E>(
     state: &AppState,
     actor: &str,
     project: &ProjectKey,
     environments: &[EnvironmentKey],
-    plan: impl Fn(&[Arc<EnvironmentSnapshot>], i64) -> Result<Plan<T>, ApiError>,
-) -> Result<(T, Option<AppliedChange>), ApiError> {
+    plan: impl Fn(&[Arc<EnvironmentSnapshot>], i64) -> Result<Plan<T>, E>,
+) -> Result<(T, Option<AppliedChange>), E>
+where
+    E: From<FlagError>,
+{
     let _writing = state.write_lock.lock().await;
     let mut last_conflict = None;
     for _ in 0..ATTEMPTS {
@@ -118,8 +121,8 @@ pub async fn mutate<T>(
                 .collect::<Result<Vec<_>, _>>()
         })
         .await
-        .map_err(|error| ApiError::Internal(error.into()))?
-        .map_err(|error| ApiError::InvalidDefinition(error.to_string()))?;
+        .map_err(|error| FlagError::Internal(error.into()))?
+        .map_err(|error| FlagError::InvalidDefinition(error.to_string()))?;
         let change = ChangeSet {
             project: project.clone(),
             environments: snapshots
@@ -173,13 +176,14 @@ pub async fn mutate<T>(
                 return Ok((planned.result, Some(applied)));
             }
             Err(StoreError::RevisionConflict { environment }) => last_conflict = Some(environment),
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(FlagError::from(error).into()),
         }
     }
-    Err(ApiError::Internal(anyhow::anyhow!(
+    Err(FlagError::Internal(anyhow::anyhow!(
         "gave up after {ATTEMPTS} concurrent changes to environment {:?}",
         last_conflict.unwrap_or_default()
-    )))
+    ))
+    .into())
 }
 
 /// The environment as the store has it now: the cached snapshot if its revision is
@@ -188,7 +192,7 @@ async fn fresh_snapshot(
     state: &AppState,
     project: &ProjectKey,
     environment: &EnvironmentKey,
-) -> Result<Arc<EnvironmentSnapshot>, ApiError> {
+) -> Result<Arc<EnvironmentSnapshot>, FlagError> {
     let revision = state
         .store
         .environment_revision(project, environment)

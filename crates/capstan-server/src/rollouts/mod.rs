@@ -329,7 +329,7 @@ pub async fn transition(
         notifications.push(notification(&after, "rollout.finished", &context));
     }
     let flag = rollout.record.flag.clone();
-    mutate(
+    mutate::<_, ApiError>(
         state,
         context.actor,
         &rollout.record.project,

@@ -198,7 +198,7 @@ async fn start(
     let environment = environment_key(&body.environment)?;
     let flag = flag_key(&body.flag)?;
     let actor = principal.name.clone();
-    let (_, applied) = mutate(
+    let (_, applied) = mutate::<_, ApiError>(
         &state,
         &actor,
         &project,
