@@ -140,7 +140,7 @@ impl SqlStore {
                 "migrating store"
             );
             for part in migration.sql(self.backend) {
-                tx.execute(*part).await?;
+                tx.execute(part.as_str()).await?;
             }
             sqlx::query("INSERT INTO schema_migrations (version, description) VALUES ($1, $2)")
                 .bind(migration.version)
