@@ -6,7 +6,9 @@ use capstan_store::*;
 use serde_json::json;
 
 use crate::each_backend;
-use crate::helpers::{audit, boolean_flag, bootstrapped, config, create_flag, env, flag, project};
+use crate::helpers::{
+    audit, boolean_flag, bootstrapped, config, create_flag, env, flag, production_change, project,
+};
 
 #[tokio::test]
 async fn applies_a_change_and_records_its_version_and_audit() {
@@ -144,8 +146,6 @@ async fn deleting_a_flag_removes_it_everywhere_and_keeps_history() {
         bootstrapped(store).await;
         store.apply(create_flag("gone", 0)).await.unwrap();
         let delete = ChangeSet {
-            project: project(),
-            environments: vec![(env("production"), 1)],
             flags: vec![FlagWrite::Delete(flag("gone"))],
             configs: vec![ConfigWrite {
                 environment: env("production"),
@@ -153,12 +153,7 @@ async fn deleting_a_flag_removes_it_everywhere_and_keeps_history() {
                 expected_version: Some(1),
                 config: None,
             }],
-            segments: vec![],
-            audit: audit("flag.delete", "gone"),
-            at: 11,
-            settles_schedule: None,
-            rollouts: vec![],
-            notifications: vec![],
+            ..production_change(1, audit("flag.delete", "gone"), 11)
         };
         store.apply(delete).await.unwrap();
         let state = store
@@ -184,21 +179,13 @@ async fn segments_are_versioned_per_environment() {
         bootstrapped(store).await;
         let key = SegmentKey::parse("beta-users").unwrap();
         let write = |expected, rule: serde_json::Value, revision| ChangeSet {
-            project: project(),
-            environments: vec![(env("production"), revision)],
-            flags: vec![],
-            configs: vec![],
             segments: vec![SegmentWrite {
                 environment: env("production"),
                 key: key.clone(),
                 expected_version: expected,
                 segment: Some(("Beta".to_owned(), rule)),
             }],
-            audit: audit("segment.upsert", "beta-users"),
-            at: 12,
-            settles_schedule: None,
-            rollouts: vec![],
-            notifications: vec![],
+            ..production_change(revision, audit("segment.upsert", "beta-users"), 12)
         };
         store
             .apply(write(None, json!({"in": [1, [1]]}), 0))

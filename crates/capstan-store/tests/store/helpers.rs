@@ -88,11 +88,26 @@ pub(crate) fn config(state: &str) -> serde_json::Value {
     json!({"state": state, "variants": {"on": true, "off": false}, "defaultVariant": "off"})
 }
 
-/// A change that creates `key` in production, expecting the environment at `revision`.
-pub(crate) fn create_flag(key: &str, revision: i64) -> ChangeSet {
+/// A change to production, expecting the environment at `revision`, that writes nothing
+/// yet: tests fill in the writes they need.
+pub(crate) fn production_change(revision: i64, audit: AuditEntry, at: i64) -> ChangeSet {
     ChangeSet {
         project: project(),
         environments: vec![(env("production"), revision)],
+        flags: vec![],
+        configs: vec![],
+        segments: vec![],
+        audit,
+        at,
+        settles_schedule: None,
+        rollouts: vec![],
+        notifications: vec![],
+    }
+}
+
+/// A change that creates `key` in production, expecting the environment at `revision`.
+pub(crate) fn create_flag(key: &str, revision: i64) -> ChangeSet {
+    ChangeSet {
         flags: vec![FlagWrite::Upsert(boolean_flag(key))],
         configs: vec![ConfigWrite {
             environment: env("production"),
@@ -100,12 +115,7 @@ pub(crate) fn create_flag(key: &str, revision: i64) -> ChangeSet {
             expected_version: None,
             config: Some(config("DISABLED")),
         }],
-        segments: vec![],
-        audit: audit("flag.create", key),
-        at: 10,
-        settles_schedule: None,
-        rollouts: vec![],
-        notifications: vec![],
+        ..production_change(revision, audit("flag.create", key), 10)
     }
 }
 
