@@ -1,6 +1,7 @@
 //! One store test suite, run against every backend this run has: SQLite always,
 //! PostgreSQL when `CAPSTAN_TEST_DATABASE_URL` is set.
 
+mod catalog;
 mod helpers;
 
 mod events;
