@@ -8,6 +8,7 @@
 //!
 //! Timestamps are Unix milliseconds chosen by the caller; the store never reads a clock.
 
+mod audit;
 mod error;
 mod feed;
 mod migrations;
@@ -15,20 +16,37 @@ mod records;
 mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tokens;
 
+pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditStore};
 pub use error::StoreError;
 pub use feed::{Change, ChangeFeed};
 pub use records::*;
 pub use sql::{OpenOptions, SqlStore};
+pub use tokens::{TokenRecord, TokenStore};
 
 use async_trait::async_trait;
 use capstan_model::{EnvironmentKey, FlagKey, ProjectKey, SurfaceKey};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The one store interface. Handlers and controllers hold it as `Arc<dyn Store>`.
+/// Every store trait, for `use capstan_store::prelude::*;`: a capability's methods can
+/// be called on a `dyn Store` only where its trait is in scope.
+pub mod prelude {
+    pub use crate::{AuditStore, Store, TokenStore};
+}
+
+// `Store` is the sum of every capability's trait: this compiles only while a `dyn Store`
+// can be used as each of them, as handlers holding `Arc<dyn Store>` do.
+const _: fn(&dyn Store) = |store| {
+    let _: &dyn TokenStore = store;
+    let _: &dyn AuditStore = store;
+};
+
+/// The one store interface: every capability's store, and what concerns the database
+/// as a whole. Handlers and controllers hold it as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: TokenStore + AuditStore + Send + Sync + 'static {
     /// Which database is behind this store, for logs and `/readyz`.
     fn backend(&self) -> Backend;
 
@@ -82,28 +100,6 @@ pub trait Store: Send + Sync + 'static {
         environment: &EnvironmentKey,
         flag: &FlagKey,
     ) -> Result<Vec<FlagVersionRecord>>;
-
-    async fn create_token(&self, token: TokenRecord, audit: AuditEntry) -> Result<()>;
-
-    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>>;
-
-    async fn token_by_id(&self, id: &str) -> Result<TokenRecord>;
-
-    async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
-
-    /// Stores `replacement` and makes the old token expire at `old_expires_at` (the end
-    /// of the grace period during which both work).
-    async fn rotate_token(
-        &self,
-        old_id: &str,
-        old_expires_at: i64,
-        replacement: TokenRecord,
-        audit: AuditEntry,
-    ) -> Result<()>;
-
-    async fn revoke_token(&self, id: &str, at: i64, audit: AuditEntry) -> Result<()>;
-
-    async fn audit_log(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>>;
 
     async fn create_schedule(
         &self,

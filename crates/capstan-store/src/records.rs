@@ -1,10 +1,10 @@
 //! Plain records the store reads and writes. JSON columns are carried as
 //! `serde_json::Value`; their shape belongs to the layer above.
 
-use capstan_model::{
-    EnvironmentKey, FlagKey, FlagType, ProjectKey, Role, SegmentKey, SurfaceKey, TokenName,
-};
+use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey, SegmentKey, SurfaceKey};
 use serde_json::Value;
+
+use crate::{AuditEntry, TokenRecord};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProjectRecord {
@@ -142,35 +142,6 @@ pub struct AppliedChange {
     pub rollout_ids: Vec<i64>,
 }
 
-/// What happened, for the audit trail. `before` and `after` are JSON snapshots.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuditEntry {
-    pub at: i64,
-    pub actor: String,
-    pub action: String,
-    pub project: Option<ProjectKey>,
-    pub environment: Option<EnvironmentKey>,
-    pub resource_kind: String,
-    pub resource_key: String,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct AuditRecord {
-    pub id: i64,
-    pub entry: AuditEntry,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    pub project: Option<ProjectKey>,
-    pub environment: Option<EnvironmentKey>,
-    pub resource_kind: Option<String>,
-    pub resource_key: Option<String>,
-    pub limit: Option<i64>,
-}
-
 /// One version of a flag's configuration in one environment, with the change that
 /// made it. `config` is `None` for the version that deleted the flag.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,29 +152,6 @@ pub struct FlagVersionRecord {
     pub at: i64,
     pub actor: String,
     pub action: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TokenRecord {
-    pub id: String,
-    pub name: TokenName,
-    pub role: Role,
-    pub project: Option<ProjectKey>,
-    pub environment: Option<EnvironmentKey>,
-    /// Hex SHA-256 of the secret; the secret itself is never stored.
-    pub hash: String,
-    /// The first characters of the secret, so a person can tell tokens apart.
-    pub hint: String,
-    pub created_at: i64,
-    pub expires_at: Option<i64>,
-    pub revoked_at: Option<i64>,
-    pub created_by: String,
-}
-
-impl TokenRecord {
-    pub fn is_valid_at(&self, now: i64) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| now < at)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

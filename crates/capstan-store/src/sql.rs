@@ -5,16 +5,16 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use capstan_model::{
-    EnvironmentKey, FlagKey, FlagType, ProjectKey, Role, SegmentKey, SurfaceKey, TokenName,
-};
+use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey, SegmentKey, SurfaceKey};
 use serde_json::Value;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, Executor, Pool, Row, Transaction};
 
+use crate::audit::insert_audit;
 use crate::migrations::MIGRATIONS;
 use crate::records::*;
-use crate::{Backend, Result, Store, StoreError};
+use crate::tokens::insert_token;
+use crate::{AuditEntry, Backend, Result, Store, StoreError};
 
 /// How long a request waits for a database connection before the store reports itself
 /// unavailable: long enough to ride out a busy moment, short enough that health checks
@@ -24,8 +24,8 @@ const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// A store on SQLite or PostgreSQL, chosen by the URL it is opened with.
 #[derive(Clone)]
 pub struct SqlStore {
-    pool: Pool<Any>,
-    backend: Backend,
+    pub(crate) pool: Pool<Any>,
+    pub(crate) backend: Backend,
     /// The database URL, for the dedicated connection that listens for changes.
     url: String,
 }
@@ -99,7 +99,7 @@ impl SqlStore {
     /// waits out) whenever another connection committed in between, as the background
     /// controllers' lease renewals do several times a second. Taken at the start, the
     /// lock waits for the other writer under the busy timeout instead.
-    async fn begin(&self) -> Result<Transaction<'static, Any>> {
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Any>> {
         Ok(match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
@@ -196,31 +196,6 @@ impl SqlStore {
             }),
             None => Err(not_found("environment", environment)),
         }
-    }
-
-    async fn insert_audit(tx: &mut Transaction<'_, Any>, entry: &AuditEntry) -> Result<i64> {
-        let row = sqlx::query(
-            "INSERT INTO audit (at, actor, action, project, environment, resource_kind, \
-             resource_key, before_state, after_state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             RETURNING id",
-        )
-        .bind(entry.at)
-        .bind(&entry.actor)
-        .bind(&entry.action)
-        .bind(entry.project.as_ref().map(|key| key.as_str().to_owned()))
-        .bind(
-            entry
-                .environment
-                .as_ref()
-                .map(|key| key.as_str().to_owned()),
-        )
-        .bind(&entry.resource_kind)
-        .bind(&entry.resource_key)
-        .bind(entry.before.as_ref().map(Value::to_string))
-        .bind(entry.after.as_ref().map(Value::to_string))
-        .fetch_one(&mut **tx)
-        .await?;
-        Ok(row.try_get("id")?)
     }
 
     async fn write_flag(
@@ -381,27 +356,6 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn insert_token(tx: &mut AnyConnection, token: &TokenRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO tokens (id, name, role, project, environment, hash, hint, created_at, \
-             expires_at, revoked_at, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&token.id)
-        .bind(token.name.as_str())
-        .bind(token.role.as_str())
-        .bind(token.project.as_ref().map(|key| key.as_str().to_owned()))
-        .bind(token.environment.as_ref().map(|key| key.as_str().to_owned()))
-        .bind(&token.hash)
-        .bind(&token.hint)
-        .bind(token.created_at)
-        .bind(token.expires_at)
-        .bind(token.revoked_at)
-        .bind(&token.created_by)
-        .execute(tx)
-        .await?;
-        Ok(())
-    }
-
     async fn insert_environment(
         tx: &mut AnyConnection,
         project: &ProjectKey,
@@ -556,7 +510,7 @@ fn normalise_url(url: &str) -> (Backend, String) {
 
 /// Optimistic concurrency: the row must be at the version the writer read, or absent
 /// when the writer expects to create it.
-fn check_version(
+pub(crate) fn check_version(
     kind: &'static str,
     key: &impl ToString,
     current: Option<i64>,
@@ -574,14 +528,14 @@ fn check_version(
     }
 }
 
-fn not_found(kind: &'static str, key: impl ToString) -> StoreError {
+pub(crate) fn not_found(kind: &'static str, key: impl ToString) -> StoreError {
     StoreError::NotFound {
         kind,
         key: key.to_string(),
     }
 }
 
-fn is_unique_violation(error: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Database(error) => {
             error.is_unique_violation()
@@ -593,23 +547,23 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     }
 }
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
-fn json_column(row: &AnyRow, column: &str) -> Result<Value> {
+pub(crate) fn json_column(row: &AnyRow, column: &str) -> Result<Value> {
     let text: String = row.try_get(column)?;
     serde_json::from_str(&text).map_err(|error| corrupt(format!("column {column}: {error}")))
 }
 
-fn optional_json_column(row: &AnyRow, column: &str) -> Result<Option<Value>> {
+pub(crate) fn optional_json_column(row: &AnyRow, column: &str) -> Result<Option<Value>> {
     let text: Option<String> = row.try_get(column)?;
     text.map(|text| serde_json::from_str(&text))
         .transpose()
         .map_err(|error| corrupt(format!("column {column}: {error}")))
 }
 
-fn key_column<K>(
+pub(crate) fn key_column<K>(
     row: &AnyRow,
     column: &str,
     parse: fn(String) -> Result<K, capstan_model::InvalidKey>,
@@ -618,7 +572,7 @@ fn key_column<K>(
     parse(text).map_err(corrupt)
 }
 
-fn optional_key_column<K>(
+pub(crate) fn optional_key_column<K>(
     row: &AnyRow,
     column: &str,
     parse: fn(String) -> Result<K, capstan_model::InvalidKey>,
@@ -683,40 +637,6 @@ fn flag_from_row(row: &AnyRow) -> Result<FlagRecord> {
         description: row.try_get("description")?,
         client_visible: row.try_get::<i64, _>("client_visible")? != 0,
         created_at: row.try_get("created_at")?,
-    })
-}
-
-fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
-    let role: String = row.try_get("role")?;
-    Ok(TokenRecord {
-        id: row.try_get("id")?,
-        name: key_column(row, "name", TokenName::parse)?,
-        role: Role::parse(&role).map_err(corrupt)?,
-        project: optional_key_column(row, "project", ProjectKey::parse)?,
-        environment: optional_key_column(row, "environment", EnvironmentKey::parse)?,
-        hash: row.try_get("hash")?,
-        hint: row.try_get("hint")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-        created_by: row.try_get("created_by")?,
-    })
-}
-
-fn audit_from_row(row: &AnyRow) -> Result<AuditRecord> {
-    Ok(AuditRecord {
-        id: row.try_get("id")?,
-        entry: AuditEntry {
-            at: row.try_get("at")?,
-            actor: row.try_get("actor")?,
-            action: row.try_get("action")?,
-            project: optional_key_column(row, "project", ProjectKey::parse)?,
-            environment: optional_key_column(row, "environment", EnvironmentKey::parse)?,
-            resource_kind: row.try_get("resource_kind")?,
-            resource_key: row.try_get("resource_key")?,
-            before: optional_json_column(row, "before_state")?,
-            after: optional_json_column(row, "after_state")?,
-        },
     })
 }
 
@@ -791,8 +711,8 @@ impl Store for SqlStore {
             )
             .await?;
         }
-        Self::insert_token(&mut tx, &bootstrap.admin_token).await?;
-        Self::insert_audit(
+        insert_token(&mut tx, &bootstrap.admin_token).await?;
+        insert_audit(
             &mut tx,
             &AuditEntry {
                 at: bootstrap.at,
@@ -874,7 +794,7 @@ impl Store for SqlStore {
             }
             other => other?,
         }
-        let audit_id = Self::insert_audit(&mut tx, &audit).await?;
+        let audit_id = insert_audit(&mut tx, &audit).await?;
         // A new environment starts with every flag of the project, disabled, with the
         // variants the flag has in the oldest environment.
         let rows = sqlx::query(
@@ -1010,7 +930,7 @@ impl Store for SqlStore {
             self.bump_revision(&mut tx, &change.project, environment, *expected)
                 .await?;
         }
-        let audit_id = Self::insert_audit(&mut tx, &change.audit).await?;
+        let audit_id = insert_audit(&mut tx, &change.audit).await?;
         // Configurations go before flag deletes and after flag inserts, so that foreign
         // keys hold at every statement.
         for write in &change.flags {
@@ -1101,97 +1021,6 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn create_token(&self, token: TokenRecord, audit: AuditEntry) -> Result<()> {
-        let mut tx = self.begin().await?;
-        Self::insert_token(&mut tx, &token).await?;
-        Self::insert_audit(&mut tx, &audit).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
-        let row = sqlx::query("SELECT * FROM tokens WHERE hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(token_from_row).transpose()
-    }
-
-    async fn token_by_id(&self, id: &str) -> Result<TokenRecord> {
-        let row = sqlx::query("SELECT * FROM tokens WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| not_found("token", id))?;
-        token_from_row(&row)
-    }
-
-    async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
-        let rows = sqlx::query("SELECT * FROM tokens ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(token_from_row).collect()
-    }
-
-    async fn rotate_token(
-        &self,
-        old_id: &str,
-        old_expires_at: i64,
-        replacement: TokenRecord,
-        audit: AuditEntry,
-    ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        // The old token keeps the earlier of its own expiry and the end of the grace period.
-        let updated = sqlx::query(
-            "UPDATE tokens SET expires_at = CASE WHEN expires_at IS NULL OR expires_at > $2 \
-             THEN $2 ELSE expires_at END WHERE id = $1 AND revoked_at IS NULL",
-        )
-        .bind(old_id)
-        .bind(old_expires_at)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Err(not_found("token", old_id));
-        }
-        Self::insert_token(&mut tx, &replacement).await?;
-        Self::insert_audit(&mut tx, &audit).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn revoke_token(&self, id: &str, at: i64, audit: AuditEntry) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let updated =
-            sqlx::query("UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-        if updated.rows_affected() == 0 {
-            return Err(not_found("token", id));
-        }
-        Self::insert_audit(&mut tx, &audit).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn audit_log(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>> {
-        // Unset filters bind NULL and match everything, so the query text is fixed.
-        let rows = sqlx::query(
-            "SELECT * FROM audit WHERE ($1 IS NULL OR project = $1) AND ($2 IS NULL OR environment = $2) \
-             AND ($3 IS NULL OR resource_kind = $3) AND ($4 IS NULL OR resource_key = $4) \
-             ORDER BY id DESC LIMIT $5",
-        )
-        .bind(filter.project.as_ref().map(|key| key.as_str().to_owned()))
-        .bind(filter.environment.as_ref().map(|key| key.as_str().to_owned()))
-        .bind(filter.resource_kind)
-        .bind(filter.resource_key)
-        .bind(filter.limit.unwrap_or(100))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(audit_from_row).collect()
-    }
-
     async fn create_schedule(
         &self,
         schedule: NewSchedule,
@@ -1212,7 +1041,7 @@ impl Store for SqlStore {
         .fetch_one(&mut *tx)
         .await?;
         let record = schedule_from_row(&row)?;
-        Self::insert_audit(&mut tx, &audit).await?;
+        insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         Ok(record)
     }
@@ -1384,7 +1213,7 @@ impl Store for SqlStore {
         if updated.rows_affected() == 0 {
             return Err(not_found("pending schedule", id));
         }
-        Self::insert_audit(&mut tx, &audit).await?;
+        insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1519,7 +1348,7 @@ impl Store for SqlStore {
         .bind(webhook.created_at)
         .execute(&mut *tx)
         .await?;
-        Self::insert_audit(&mut tx, &audit).await?;
+        insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1549,7 +1378,7 @@ impl Store for SqlStore {
         if deleted.rows_affected() == 0 {
             return Err(not_found("webhook", id));
         }
-        Self::insert_audit(&mut tx, &audit).await?;
+        insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1612,7 +1441,7 @@ impl Store for SqlStore {
         .bind(surface.updated_at)
         .execute(&mut *tx)
         .await?;
-        Self::insert_audit(&mut tx, &audit).await?;
+        insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1671,7 +1500,7 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         }
-        Self::insert_audit(&mut tx, &audit).await?;
+        insert_audit(&mut tx, &audit).await?;
         tx.commit().await?;
         Ok(())
     }
