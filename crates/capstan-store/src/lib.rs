@@ -10,7 +10,9 @@
 
 mod audit;
 mod error;
+mod events;
 mod feed;
+mod leases;
 mod migrations;
 mod records;
 mod sql;
@@ -20,7 +22,9 @@ mod tokens;
 
 pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditStore};
 pub use error::StoreError;
+pub use events::{EventKind, EventRecord, EventStore};
 pub use feed::{Change, ChangeFeed};
+pub use leases::LeaseStore;
 pub use records::*;
 pub use sql::{OpenOptions, SqlStore};
 pub use tokens::{TokenRecord, TokenStore};
@@ -33,7 +37,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Every store trait, for `use capstan_store::prelude::*;`: a capability's methods can
 /// be called on a `dyn Store` only where its trait is in scope.
 pub mod prelude {
-    pub use crate::{AuditStore, Store, TokenStore};
+    pub use crate::{AuditStore, EventStore, LeaseStore, Store, TokenStore};
 }
 
 // `Store` is the sum of every capability's trait: this compiles only while a `dyn Store`
@@ -41,12 +45,14 @@ pub mod prelude {
 const _: fn(&dyn Store) = |store| {
     let _: &dyn TokenStore = store;
     let _: &dyn AuditStore = store;
+    let _: &dyn EventStore = store;
+    let _: &dyn LeaseStore = store;
 };
 
 /// The one store interface: every capability's store, and what concerns the database
 /// as a whole. Handlers and controllers hold it as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: TokenStore + AuditStore + Send + Sync + 'static {
+pub trait Store: TokenStore + AuditStore + EventStore + LeaseStore + Send + Sync + 'static {
     /// Which database is behind this store, for logs and `/readyz`.
     fn backend(&self) -> Backend;
 
@@ -122,18 +128,6 @@ pub trait Store: TokenStore + AuditStore + Send + Sync + 'static {
 
     async fn cancel_schedule(&self, id: i64, audit: AuditEntry) -> Result<()>;
 
-    /// Stores events, all or none, and returns how many were stored.
-    async fn insert_events(&self, events: &[EventRecord]) -> Result<u64>;
-
-    /// Events of one environment after the event id `after`, oldest first, with their ids.
-    async fn list_events(
-        &self,
-        project: &ProjectKey,
-        environment: &EnvironmentKey,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, EventRecord)>>;
-
     async fn list_rollouts(&self, filter: RolloutFilter) -> Result<Vec<RolloutRecord>>;
 
     async fn rollout(&self, id: i64) -> Result<RolloutRecord>;
@@ -146,14 +140,6 @@ pub trait Store: TokenStore + AuditStore + Send + Sync + 'static {
     async fn save_rollout_buckets(&self, buckets: &[RolloutBucketRecord]) -> Result<()>;
 
     async fn rollout_buckets(&self, rollout_id: i64) -> Result<Vec<RolloutBucketRecord>>;
-
-    /// Takes or renews the lease `name` for `holder` until `now + ttl_ms` if it is free,
-    /// expired or already held by `holder`; returns whether `holder` holds it. Replicas
-    /// use it so that one of them at a time drives rollouts.
-    async fn acquire_lease(&self, name: &str, holder: &str, now: i64, ttl_ms: i64) -> Result<bool>;
-
-    /// Deletes raw events that happened before `cutoff` (retention).
-    async fn delete_events_before(&self, cutoff: i64) -> Result<u64>;
 
     async fn create_webhook(&self, webhook: WebhookRecord, audit: AuditEntry) -> Result<()>;
 

@@ -209,26 +209,6 @@ pub struct ScheduleRecord {
     pub error: Option<String>,
 }
 
-/// What an SDK saw or measured: an exposure (a flag served a variant to someone) or a
-/// metric (a named number about someone), as guarded rollouts read them.
-#[derive(Debug, Clone, PartialEq)]
-pub enum EventKind {
-    Exposure { flag: FlagKey, variant: String },
-    Metric { metric: String, value: f64 },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct EventRecord {
-    pub project: ProjectKey,
-    pub environment: EnvironmentKey,
-    pub kind: EventKind,
-    pub targeting_key: String,
-    /// When it happened, by the SDK's clock.
-    pub at: i64,
-    /// When the server took it.
-    pub received_at: i64,
-}
-
 /// A guarded rollout of one flag in one environment. The plan, progress, timeline and
 /// latest reading are JSON documents the server owns; the store keeps them whole.
 #[derive(Debug, Clone, PartialEq)]
