@@ -15,6 +15,7 @@ mod feed;
 mod leases;
 mod migrations;
 mod records;
+mod schedules;
 mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -26,6 +27,7 @@ pub use events::{EventKind, EventRecord, EventStore};
 pub use feed::{Change, ChangeFeed};
 pub use leases::LeaseStore;
 pub use records::*;
+pub use schedules::{NewSchedule, ScheduleOutcome, ScheduleRecord, ScheduleStatus, ScheduleStore};
 pub use sql::{OpenOptions, SqlStore};
 pub use tokens::{TokenRecord, TokenStore};
 
@@ -37,7 +39,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Every store trait, for `use capstan_store::prelude::*;`: a capability's methods can
 /// be called on a `dyn Store` only where its trait is in scope.
 pub mod prelude {
-    pub use crate::{AuditStore, EventStore, LeaseStore, Store, TokenStore};
+    pub use crate::{AuditStore, EventStore, LeaseStore, ScheduleStore, Store, TokenStore};
 }
 
 // `Store` is the sum of every capability's trait: this compiles only while a `dyn Store`
@@ -45,6 +47,7 @@ pub mod prelude {
 const _: fn(&dyn Store) = |store| {
     let _: &dyn TokenStore = store;
     let _: &dyn AuditStore = store;
+    let _: &dyn ScheduleStore = store;
     let _: &dyn EventStore = store;
     let _: &dyn LeaseStore = store;
 };
@@ -52,7 +55,9 @@ const _: fn(&dyn Store) = |store| {
 /// The one store interface: every capability's store, and what concerns the database
 /// as a whole. Handlers and controllers hold it as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: TokenStore + AuditStore + EventStore + LeaseStore + Send + Sync + 'static {
+pub trait Store:
+    TokenStore + AuditStore + ScheduleStore + EventStore + LeaseStore + Send + Sync + 'static
+{
     /// Which database is behind this store, for logs and `/readyz`.
     fn backend(&self) -> Backend;
 
@@ -106,27 +111,6 @@ pub trait Store: TokenStore + AuditStore + EventStore + LeaseStore + Send + Sync
         environment: &EnvironmentKey,
         flag: &FlagKey,
     ) -> Result<Vec<FlagVersionRecord>>;
-
-    async fn create_schedule(
-        &self,
-        schedule: NewSchedule,
-        audit: AuditEntry,
-    ) -> Result<ScheduleRecord>;
-
-    async fn list_schedules(
-        &self,
-        project: &ProjectKey,
-        environment: &EnvironmentKey,
-    ) -> Result<Vec<ScheduleRecord>>;
-
-    /// Pending scheduled changes whose time has come, oldest first.
-    async fn due_schedules(&self, now: i64) -> Result<Vec<ScheduleRecord>>;
-
-    /// Marks a schedule done (or failed) if it is still pending; returns false when
-    /// someone else already settled it, so each schedule takes effect once.
-    async fn settle_schedule(&self, id: i64, outcome: ScheduleOutcome, at: i64) -> Result<bool>;
-
-    async fn cancel_schedule(&self, id: i64, audit: AuditEntry) -> Result<()>;
 
     async fn list_rollouts(&self, filter: RolloutFilter) -> Result<Vec<RolloutRecord>>;
 

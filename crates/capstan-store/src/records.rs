@@ -154,61 +154,6 @@ pub struct FlagVersionRecord {
     pub action: String,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewSchedule {
-    pub project: ProjectKey,
-    pub environment: EnvironmentKey,
-    pub flag: FlagKey,
-    pub run_at: i64,
-    pub action: Value,
-    pub created_by: String,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScheduleStatus {
-    Pending,
-    Applied,
-    Failed,
-    Cancelled,
-}
-
-impl ScheduleStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScheduleStatus::Pending => "pending",
-            ScheduleStatus::Applied => "applied",
-            ScheduleStatus::Failed => "failed",
-            ScheduleStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<ScheduleStatus> {
-        match text {
-            "pending" => Some(ScheduleStatus::Pending),
-            "applied" => Some(ScheduleStatus::Applied),
-            "failed" => Some(ScheduleStatus::Failed),
-            "cancelled" => Some(ScheduleStatus::Cancelled),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ScheduleOutcome {
-    Applied,
-    Failed(String),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScheduleRecord {
-    pub id: i64,
-    pub schedule: NewSchedule,
-    pub status: ScheduleStatus,
-    pub settled_at: Option<i64>,
-    pub error: Option<String>,
-}
-
 /// A guarded rollout of one flag in one environment. The plan, progress, timeline and
 /// latest reading are JSON documents the server owns; the store keeps them whole.
 #[derive(Debug, Clone, PartialEq)]

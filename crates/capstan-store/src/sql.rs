@@ -13,6 +13,7 @@ use sqlx::{Any, AnyConnection, Executor, Pool, Row, Transaction};
 use crate::audit::insert_audit;
 use crate::migrations::MIGRATIONS;
 use crate::records::*;
+use crate::schedules;
 use crate::tokens::insert_token;
 use crate::{AuditEntry, Backend, Result, Store, StoreError};
 
@@ -640,29 +641,6 @@ fn flag_from_row(row: &AnyRow) -> Result<FlagRecord> {
     })
 }
 
-fn schedule_from_row(row: &AnyRow) -> Result<ScheduleRecord> {
-    let status: String = row.try_get("status")?;
-    Ok(ScheduleRecord {
-        id: row.try_get("id")?,
-        schedule: NewSchedule {
-            project: key_column(row, "project", ProjectKey::parse)?,
-            environment: key_column(row, "environment", EnvironmentKey::parse)?,
-            flag: key_column(row, "flag", FlagKey::parse)?,
-            run_at: row.try_get("run_at")?,
-            action: json_column(row, "action")?,
-            created_by: row.try_get("created_by")?,
-            created_at: row.try_get("created_at")?,
-        },
-        status: ScheduleStatus::parse(&status)
-            .ok_or_else(|| corrupt(format!("schedule status {status:?}")))?,
-        settled_at: row.try_get("settled_at")?,
-        error: row.try_get("error")?,
-    })
-}
-
-const SCHEDULE_COLUMNS: &str = "id, project, environment, flag, run_at, action, status, created_by, \
-     created_at, settled_at, error";
-
 #[async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> Backend {
@@ -953,16 +931,7 @@ impl Store for SqlStore {
             Self::write_segment(&mut tx, &change.project, write, change.at).await?;
         }
         if let Some(id) = change.settles_schedule {
-            let settled = sqlx::query(
-                "UPDATE scheduled_changes SET status = 'applied', settled_at = $2 WHERE id = $1 AND status = 'pending'",
-            )
-            .bind(id)
-            .bind(change.at)
-            .execute(&mut *tx)
-            .await?;
-            if settled.rows_affected() == 0 {
-                return Err(StoreError::AlreadySettled { id });
-            }
+            schedules::settle_applied(&mut tx, id, change.at).await?;
         }
         let mut rollout_ids = Vec::new();
         for write in &change.rollouts {
@@ -1021,92 +990,6 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn create_schedule(
-        &self,
-        schedule: NewSchedule,
-        audit: AuditEntry,
-    ) -> Result<ScheduleRecord> {
-        let mut tx = self.begin().await?;
-        let row = sqlx::query(&format!(
-            "INSERT INTO scheduled_changes (project, environment, flag, run_at, action, status, \
-             created_by, created_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) RETURNING {SCHEDULE_COLUMNS}"
-        ))
-        .bind(schedule.project.as_str())
-        .bind(schedule.environment.as_str())
-        .bind(schedule.flag.as_str())
-        .bind(schedule.run_at)
-        .bind(schedule.action.to_string())
-        .bind(&schedule.created_by)
-        .bind(schedule.created_at)
-        .fetch_one(&mut *tx)
-        .await?;
-        let record = schedule_from_row(&row)?;
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await?;
-        Ok(record)
-    }
-
-    async fn list_schedules(
-        &self,
-        project: &ProjectKey,
-        environment: &EnvironmentKey,
-    ) -> Result<Vec<ScheduleRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {SCHEDULE_COLUMNS} FROM scheduled_changes WHERE project = $1 AND environment = $2 \
-             ORDER BY run_at, id"
-        ))
-        .bind(project.as_str())
-        .bind(environment.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(schedule_from_row).collect()
-    }
-
-    async fn due_schedules(&self, now: i64) -> Result<Vec<ScheduleRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {SCHEDULE_COLUMNS} FROM scheduled_changes WHERE status = 'pending' AND run_at <= $1 \
-             ORDER BY run_at, id"
-        ))
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(schedule_from_row).collect()
-    }
-
-    async fn settle_schedule(&self, id: i64, outcome: ScheduleOutcome, at: i64) -> Result<bool> {
-        let (status, error) = match outcome {
-            ScheduleOutcome::Applied => (ScheduleStatus::Applied, None),
-            ScheduleOutcome::Failed(error) => (ScheduleStatus::Failed, Some(error)),
-        };
-        let updated = sqlx::query(
-            "UPDATE scheduled_changes SET status = $2, settled_at = $3, error = $4 \
-             WHERE id = $1 AND status = 'pending'",
-        )
-        .bind(id)
-        .bind(status.as_str())
-        .bind(at)
-        .bind(error)
-        .execute(&self.pool)
-        .await?;
-        Ok(updated.rows_affected() == 1)
-    }
-
-    async fn cancel_schedule(&self, id: i64, audit: AuditEntry) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE scheduled_changes SET status = 'cancelled', settled_at = $2 WHERE id = $1 AND status = 'pending'",
-        )
-        .bind(id)
-        .bind(audit.at)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Err(not_found("pending schedule", id));
-        }
-        insert_audit(&mut tx, &audit).await?;
-        tx.commit().await?;
-        Ok(())
-    }
     async fn list_rollouts(&self, filter: RolloutFilter) -> Result<Vec<RolloutRecord>> {
         let statuses = if filter.active_only {
             "AND status IN ('running', 'paused')"
