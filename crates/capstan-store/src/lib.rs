@@ -15,6 +15,7 @@ mod feed;
 mod leases;
 mod migrations;
 mod records;
+mod rollouts;
 mod schedules;
 mod sql;
 #[cfg(feature = "testing")]
@@ -27,6 +28,10 @@ pub use events::{EventKind, EventRecord, EventStore};
 pub use feed::{Change, ChangeFeed};
 pub use leases::LeaseStore;
 pub use records::*;
+pub use rollouts::{
+    ACTIVE_ROLLOUT_STATUSES, RolloutBucketRecord, RolloutFilter, RolloutRecord, RolloutStore,
+    RolloutWrite,
+};
 pub use schedules::{NewSchedule, ScheduleOutcome, ScheduleRecord, ScheduleStatus, ScheduleStore};
 pub use sql::{OpenOptions, SqlStore};
 pub use tokens::{TokenRecord, TokenStore};
@@ -39,7 +44,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Every store trait, for `use capstan_store::prelude::*;`: a capability's methods can
 /// be called on a `dyn Store` only where its trait is in scope.
 pub mod prelude {
-    pub use crate::{AuditStore, EventStore, LeaseStore, ScheduleStore, Store, TokenStore};
+    pub use crate::{
+        AuditStore, EventStore, LeaseStore, RolloutStore, ScheduleStore, Store, TokenStore,
+    };
 }
 
 // `Store` is the sum of every capability's trait: this compiles only while a `dyn Store`
@@ -49,6 +56,7 @@ const _: fn(&dyn Store) = |store| {
     let _: &dyn AuditStore = store;
     let _: &dyn ScheduleStore = store;
     let _: &dyn EventStore = store;
+    let _: &dyn RolloutStore = store;
     let _: &dyn LeaseStore = store;
 };
 
@@ -56,7 +64,15 @@ const _: fn(&dyn Store) = |store| {
 /// as a whole. Handlers and controllers hold it as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    TokenStore + AuditStore + ScheduleStore + EventStore + LeaseStore + Send + Sync + 'static
+    TokenStore
+    + AuditStore
+    + ScheduleStore
+    + EventStore
+    + RolloutStore
+    + LeaseStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Which database is behind this store, for logs and `/readyz`.
     fn backend(&self) -> Backend;
@@ -111,19 +127,6 @@ pub trait Store:
         environment: &EnvironmentKey,
         flag: &FlagKey,
     ) -> Result<Vec<FlagVersionRecord>>;
-
-    async fn list_rollouts(&self, filter: RolloutFilter) -> Result<Vec<RolloutRecord>>;
-
-    async fn rollout(&self, id: i64) -> Result<RolloutRecord>;
-
-    /// Keeps the judge's latest reading of a rollout, for anyone asking; it changes no
-    /// decision, so it carries no version.
-    async fn record_rollout_reading(&self, id: i64, latest: &serde_json::Value) -> Result<()>;
-
-    /// Stores (replacing) per-minute summaries of rollout events.
-    async fn save_rollout_buckets(&self, buckets: &[RolloutBucketRecord]) -> Result<()>;
-
-    async fn rollout_buckets(&self, rollout_id: i64) -> Result<Vec<RolloutBucketRecord>>;
 
     async fn create_webhook(&self, webhook: WebhookRecord, audit: AuditEntry) -> Result<()>;
 

@@ -4,7 +4,7 @@
 use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey, SegmentKey, SurfaceKey};
 use serde_json::Value;
 
-use crate::{AuditEntry, TokenRecord};
+use crate::{AuditEntry, RolloutWrite, TokenRecord};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProjectRecord {
@@ -152,72 +152,6 @@ pub struct FlagVersionRecord {
     pub at: i64,
     pub actor: String,
     pub action: String,
-}
-
-/// A guarded rollout of one flag in one environment. The plan, progress, timeline and
-/// latest reading are JSON documents the server owns; the store keeps them whole.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RolloutRecord {
-    pub id: i64,
-    pub project: ProjectKey,
-    pub environment: EnvironmentKey,
-    pub flag: FlagKey,
-    /// `running`, `paused`, `promoted` or `reverted`.
-    pub status: String,
-    pub plan: Value,
-    pub progress: Value,
-    pub timeline: Value,
-    /// The judge's latest reading, refreshed every tick without a version change.
-    pub latest: Option<Value>,
-    pub version: i64,
-    pub created_by: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// Statuses in which a rollout still drives its flag; a flag has at most one such rollout
-/// per environment.
-pub const ACTIVE_ROLLOUT_STATUSES: [&str; 2] = ["running", "paused"];
-
-#[derive(Debug, Clone)]
-pub enum RolloutWrite {
-    Create {
-        environment: EnvironmentKey,
-        flag: FlagKey,
-        status: String,
-        plan: Value,
-        progress: Value,
-        timeline: Value,
-        created_by: String,
-    },
-    /// Moves a rollout on if it is still at `expected_version`.
-    Update {
-        id: i64,
-        expected_version: i64,
-        status: String,
-        progress: Value,
-        timeline: Value,
-    },
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct RolloutFilter {
-    pub project: Option<ProjectKey>,
-    pub environment: Option<EnvironmentKey>,
-    pub flag: Option<FlagKey>,
-    pub active_only: bool,
-}
-
-/// One minute of one arm of a rollout: exposures, new units and each metric's count and
-/// sum (a JSON object `{metric: [count, sum]}`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RolloutBucketRecord {
-    pub rollout_id: i64,
-    pub arm: String,
-    pub bucket_start: i64,
-    pub exposures: i64,
-    pub new_units: i64,
-    pub metrics: Value,
 }
 
 /// A message for every webhook of a project that listens to `event`. A body with

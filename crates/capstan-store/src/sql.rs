@@ -13,6 +13,7 @@ use sqlx::{Any, AnyConnection, Executor, Pool, Row, Transaction};
 use crate::audit::insert_audit;
 use crate::migrations::MIGRATIONS;
 use crate::records::*;
+use crate::rollouts;
 use crate::schedules;
 use crate::tokens::insert_token;
 use crate::{AuditEntry, Backend, Result, Store, StoreError};
@@ -376,79 +377,6 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn write_rollout(
-        tx: &mut Transaction<'_, Any>,
-        project: &ProjectKey,
-        write: &RolloutWrite,
-        at: i64,
-    ) -> Result<Option<i64>> {
-        match write {
-            RolloutWrite::Create {
-                environment,
-                flag,
-                status,
-                plan,
-                progress,
-                timeline,
-                created_by,
-            } => {
-                let inserted = sqlx::query(
-                    "INSERT INTO rollouts (project, environment, flag, status, plan, progress, timeline, \
-                     version, created_by, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $9) RETURNING id",
-                )
-                .bind(project.as_str())
-                .bind(environment.as_str())
-                .bind(flag.as_str())
-                .bind(status)
-                .bind(plan.to_string())
-                .bind(progress.to_string())
-                .bind(timeline.to_string())
-                .bind(created_by)
-                .bind(at)
-                .fetch_one(&mut **tx)
-                .await;
-                match inserted {
-                    Ok(row) => Ok(Some(row.try_get("id")?)),
-                    Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists {
-                        kind: "active rollout of flag",
-                        key: flag.to_string(),
-                    }),
-                    Err(error) => Err(error.into()),
-                }
-            }
-            RolloutWrite::Update {
-                id,
-                expected_version,
-                status,
-                progress,
-                timeline,
-            } => {
-                let current =
-                    sqlx::query("SELECT version FROM rollouts WHERE id = $1 AND project = $2")
-                        .bind(id)
-                        .bind(project.as_str())
-                        .fetch_optional(&mut **tx)
-                        .await?
-                        .map(|row| row.try_get::<i64, _>("version"))
-                        .transpose()?;
-                check_version("rollout", id, current, Some(*expected_version))?;
-                sqlx::query(
-                    "UPDATE rollouts SET status = $2, progress = $3, timeline = $4, \
-                     version = version + 1, updated_at = $5 WHERE id = $1",
-                )
-                .bind(id)
-                .bind(status)
-                .bind(progress.to_string())
-                .bind(timeline.to_string())
-                .bind(at)
-                .execute(&mut **tx)
-                .await?;
-                Ok(None)
-            }
-        }
-    }
-
     async fn queue_notification(
         tx: &mut Transaction<'_, Any>,
         project: &ProjectKey,
@@ -580,27 +508,6 @@ pub(crate) fn optional_key_column<K>(
 ) -> Result<Option<K>> {
     let text: Option<String> = row.try_get(column)?;
     text.map(parse).transpose().map_err(corrupt)
-}
-
-const ROLLOUT_COLUMNS: &str = "id, project, environment, flag, status, plan, progress, timeline, latest, \
-    version, created_by, created_at, updated_at";
-
-fn rollout_from_row(row: &AnyRow) -> Result<RolloutRecord> {
-    Ok(RolloutRecord {
-        id: row.try_get("id")?,
-        project: key_column(row, "project", ProjectKey::parse)?,
-        environment: key_column(row, "environment", EnvironmentKey::parse)?,
-        flag: key_column(row, "flag", FlagKey::parse)?,
-        status: row.try_get("status")?,
-        plan: json_column(row, "plan")?,
-        progress: json_column(row, "progress")?,
-        timeline: json_column(row, "timeline")?,
-        latest: optional_json_column(row, "latest")?,
-        version: row.try_get("version")?,
-        created_by: row.try_get("created_by")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
 }
 
 const WEBHOOK_COLUMNS: &str = "id, project, url, secret, events, created_by, created_at";
@@ -936,7 +843,7 @@ impl Store for SqlStore {
         let mut rollout_ids = Vec::new();
         for write in &change.rollouts {
             if let Some(id) =
-                Self::write_rollout(&mut tx, &change.project, write, change.at).await?
+                rollouts::write_rollout(&mut tx, &change.project, write, change.at).await?
             {
                 rollout_ids.push(id);
             }
@@ -985,93 +892,6 @@ impl Store for SqlStore {
                     at: row.try_get("at")?,
                     actor: row.try_get("actor")?,
                     action: row.try_get("action")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn list_rollouts(&self, filter: RolloutFilter) -> Result<Vec<RolloutRecord>> {
-        let statuses = if filter.active_only {
-            "AND status IN ('running', 'paused')"
-        } else {
-            ""
-        };
-        let rows = sqlx::query(&format!(
-            "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE ($1 IS NULL OR project = $1) \
-             AND ($2 IS NULL OR environment = $2) AND ($3 IS NULL OR flag = $3) {statuses} \
-             ORDER BY id DESC"
-        ))
-        .bind(filter.project.as_ref().map(|key| key.as_str().to_owned()))
-        .bind(
-            filter
-                .environment
-                .as_ref()
-                .map(|key| key.as_str().to_owned()),
-        )
-        .bind(filter.flag.as_ref().map(|key| key.as_str().to_owned()))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rollout_from_row).collect()
-    }
-
-    async fn rollout(&self, id: i64) -> Result<RolloutRecord> {
-        let row = sqlx::query(&format!(
-            "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or_else(|| not_found("rollout", id))?;
-        rollout_from_row(&row)
-    }
-
-    async fn record_rollout_reading(&self, id: i64, latest: &Value) -> Result<()> {
-        sqlx::query("UPDATE rollouts SET latest = $2 WHERE id = $1")
-            .bind(id)
-            .bind(latest.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn save_rollout_buckets(&self, buckets: &[RolloutBucketRecord]) -> Result<()> {
-        let mut tx = self.begin().await?;
-        for bucket in buckets {
-            sqlx::query(
-                "INSERT INTO rollout_buckets (rollout_id, arm, bucket_start, exposures, new_units, metrics) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (rollout_id, arm, bucket_start) DO UPDATE \
-                 SET exposures = excluded.exposures, new_units = excluded.new_units, metrics = excluded.metrics",
-            )
-            .bind(bucket.rollout_id)
-            .bind(&bucket.arm)
-            .bind(bucket.bucket_start)
-            .bind(bucket.exposures)
-            .bind(bucket.new_units)
-            .bind(bucket.metrics.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn rollout_buckets(&self, rollout_id: i64) -> Result<Vec<RolloutBucketRecord>> {
-        let rows = sqlx::query(
-            "SELECT rollout_id, arm, bucket_start, exposures, new_units, metrics FROM rollout_buckets \
-             WHERE rollout_id = $1 ORDER BY bucket_start, arm",
-        )
-        .bind(rollout_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(RolloutBucketRecord {
-                    rollout_id: row.try_get("rollout_id")?,
-                    arm: row.try_get("arm")?,
-                    bucket_start: row.try_get("bucket_start")?,
-                    exposures: row.try_get("exposures")?,
-                    new_units: row.try_get("new_units")?,
-                    metrics: json_column(row, "metrics")?,
                 })
             })
             .collect()
