@@ -21,6 +21,7 @@ mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tokens;
+mod webhooks;
 
 pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditStore};
 pub use error::StoreError;
@@ -35,6 +36,7 @@ pub use rollouts::{
 pub use schedules::{NewSchedule, ScheduleOutcome, ScheduleRecord, ScheduleStatus, ScheduleStore};
 pub use sql::{OpenOptions, SqlStore};
 pub use tokens::{TokenRecord, TokenStore};
+pub use webhooks::{DeliveryOutcome, DeliveryRecord, Notification, WebhookRecord, WebhookStore};
 
 use async_trait::async_trait;
 use capstan_model::{EnvironmentKey, FlagKey, ProjectKey, SurfaceKey};
@@ -46,6 +48,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub mod prelude {
     pub use crate::{
         AuditStore, EventStore, LeaseStore, RolloutStore, ScheduleStore, Store, TokenStore,
+        WebhookStore,
     };
 }
 
@@ -58,6 +61,7 @@ const _: fn(&dyn Store) = |store| {
     let _: &dyn EventStore = store;
     let _: &dyn RolloutStore = store;
     let _: &dyn LeaseStore = store;
+    let _: &dyn WebhookStore = store;
 };
 
 /// The one store interface: every capability's store, and what concerns the database
@@ -70,6 +74,7 @@ pub trait Store:
     + EventStore
     + RolloutStore
     + LeaseStore
+    + WebhookStore
     + Send
     + Sync
     + 'static
@@ -127,21 +132,6 @@ pub trait Store:
         environment: &EnvironmentKey,
         flag: &FlagKey,
     ) -> Result<Vec<FlagVersionRecord>>;
-
-    async fn create_webhook(&self, webhook: WebhookRecord, audit: AuditEntry) -> Result<()>;
-
-    async fn list_webhooks(&self, project: &ProjectKey) -> Result<Vec<WebhookRecord>>;
-
-    async fn delete_webhook(&self, project: &ProjectKey, id: &str, audit: AuditEntry)
-    -> Result<()>;
-
-    /// Pending deliveries whose next attempt is due, oldest first.
-    async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<DeliveryRecord>>;
-
-    async fn list_deliveries(&self, webhook_id: &str) -> Result<Vec<DeliveryRecord>>;
-
-    /// Records an attempt's outcome, if the delivery is still pending.
-    async fn settle_delivery(&self, id: i64, outcome: DeliveryOutcome, at: i64) -> Result<()>;
 
     /// Creates or replaces a surface (its description and settings).
     async fn upsert_surface(&self, surface: SurfaceRecord, audit: AuditEntry) -> Result<()>;

@@ -4,7 +4,7 @@
 use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey, SegmentKey, SurfaceKey};
 use serde_json::Value;
 
-use crate::{AuditEntry, RolloutWrite, TokenRecord};
+use crate::{AuditEntry, Notification, RolloutWrite, TokenRecord};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProjectRecord {
@@ -152,56 +152,6 @@ pub struct FlagVersionRecord {
     pub at: i64,
     pub actor: String,
     pub action: String,
-}
-
-/// A message for every webhook of a project that listens to `event`. A body with
-/// `rollout.id` null, in a change that creates a rollout, gets the new rollout's id.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Notification {
-    pub event: String,
-    pub body: Value,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct WebhookRecord {
-    pub id: String,
-    pub project: ProjectKey,
-    pub url: String,
-    /// The key the server signs deliveries with (HMAC-SHA256); kept, because signing
-    /// needs it.
-    pub secret: String,
-    /// Events it receives; empty means all.
-    pub events: Vec<String>,
-    pub created_by: String,
-    pub created_at: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeliveryRecord {
-    pub id: i64,
-    pub webhook: WebhookRecord,
-    pub event: String,
-    pub body: Value,
-    pub attempts: i64,
-    pub next_attempt_at: i64,
-    /// `pending`, `delivered` or `failed` (gave up).
-    pub status: String,
-    pub last_error: Option<String>,
-    pub created_at: i64,
-}
-
-/// What became of one delivery attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DeliveryOutcome {
-    Delivered,
-    /// Try again at this time.
-    Retry {
-        at: i64,
-        error: String,
-    },
-    GaveUp {
-        error: String,
-    },
 }
 
 /// A placement surface: a place content appears. `settings` is the learner's settings,
