@@ -14,6 +14,7 @@ mod events;
 mod feed;
 mod leases;
 mod migrations;
+mod placements;
 mod records;
 mod rollouts;
 mod schedules;
@@ -28,6 +29,9 @@ pub use error::StoreError;
 pub use events::{EventKind, EventRecord, EventStore};
 pub use feed::{Change, ChangeFeed};
 pub use leases::LeaseStore;
+pub use placements::{
+    DecisionRecord, ItemRecord, PlacementStore, RewardCombine, RewardOutcome, SurfaceRecord,
+};
 pub use records::*;
 pub use rollouts::{
     ACTIVE_ROLLOUT_STATUSES, RolloutBucketRecord, RolloutFilter, RolloutRecord, RolloutStore,
@@ -39,7 +43,7 @@ pub use tokens::{TokenRecord, TokenStore};
 pub use webhooks::{DeliveryOutcome, DeliveryRecord, Notification, WebhookRecord, WebhookStore};
 
 use async_trait::async_trait;
-use capstan_model::{EnvironmentKey, FlagKey, ProjectKey, SurfaceKey};
+use capstan_model::{EnvironmentKey, FlagKey, ProjectKey};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -47,8 +51,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// be called on a `dyn Store` only where its trait is in scope.
 pub mod prelude {
     pub use crate::{
-        AuditStore, EventStore, LeaseStore, RolloutStore, ScheduleStore, Store, TokenStore,
-        WebhookStore,
+        AuditStore, EventStore, LeaseStore, PlacementStore, RolloutStore, ScheduleStore, Store,
+        TokenStore, WebhookStore,
     };
 }
 
@@ -62,6 +66,7 @@ const _: fn(&dyn Store) = |store| {
     let _: &dyn RolloutStore = store;
     let _: &dyn LeaseStore = store;
     let _: &dyn WebhookStore = store;
+    let _: &dyn PlacementStore = store;
 };
 
 /// The one store interface: every capability's store, and what concerns the database
@@ -75,6 +80,7 @@ pub trait Store:
     + RolloutStore
     + LeaseStore
     + WebhookStore
+    + PlacementStore
     + Send
     + Sync
     + 'static
@@ -132,110 +138,6 @@ pub trait Store:
         environment: &EnvironmentKey,
         flag: &FlagKey,
     ) -> Result<Vec<FlagVersionRecord>>;
-
-    /// Creates or replaces a surface (its description and settings).
-    async fn upsert_surface(&self, surface: SurfaceRecord, audit: AuditEntry) -> Result<()>;
-
-    async fn list_surfaces(&self, project: &ProjectKey) -> Result<Vec<SurfaceRecord>>;
-
-    async fn surface(&self, project: &ProjectKey, key: &SurfaceKey) -> Result<SurfaceRecord>;
-
-    /// Creates or replaces items of a surface, all or none.
-    async fn upsert_items(
-        &self,
-        project: &ProjectKey,
-        surface: &SurfaceKey,
-        items: &[ItemRecord],
-        audit: AuditEntry,
-    ) -> Result<()>;
-
-    async fn list_items(
-        &self,
-        project: &ProjectKey,
-        surface: &SurfaceKey,
-    ) -> Result<Vec<ItemRecord>>;
-
-    /// Logs a decision; an event id already used is `AlreadyExists`.
-    async fn insert_decision(&self, decision: &DecisionRecord) -> Result<()> {
-        let inserted = self
-            .insert_decisions(std::slice::from_ref(decision))
-            .await?;
-        if inserted.first() == Some(&true) {
-            Ok(())
-        } else {
-            Err(StoreError::AlreadyExists {
-                kind: "event",
-                key: decision.event_id.clone(),
-            })
-        }
-    }
-
-    /// Logs decisions in one transaction (one commit, so one flush to disk, for all of
-    /// them); for each, whether it was inserted: `false` for an event id already used,
-    /// by an earlier decision or by one before it in the batch. Any other failure logs
-    /// none of them.
-    async fn insert_decisions(&self, decisions: &[DecisionRecord]) -> Result<Vec<bool>>;
-
-    async fn decision(&self, event_id: &str) -> Result<DecisionRecord>;
-
-    /// Adds a reward to a decision not yet learned from.
-    async fn record_reward(
-        &self,
-        event_id: &str,
-        value: f64,
-        combine: RewardCombine,
-    ) -> Result<RewardOutcome>;
-
-    /// Marks a decision whose activation was deferred as seen by the user.
-    async fn activate_decision(&self, event_id: &str, at: i64) -> Result<()>;
-
-    /// Activated decisions of a surface ready to learn from, oldest first: rewarded ones
-    /// at once when only the first reward counts, and every one activated at or before
-    /// `window_closed_before` (its reward window has closed).
-    async fn decisions_to_learn(
-        &self,
-        project: &ProjectKey,
-        surface: &SurfaceKey,
-        combine: RewardCombine,
-        window_closed_before: i64,
-        limit: i64,
-    ) -> Result<Vec<DecisionRecord>>;
-
-    async fn mark_learned(&self, event_ids: &[String], at: i64) -> Result<()>;
-
-    /// Stores a surface's model, returning its new version.
-    async fn save_model(
-        &self,
-        project: &ProjectKey,
-        surface: &SurfaceKey,
-        model: &[u8],
-        at: i64,
-    ) -> Result<i64>;
-
-    /// The version of the surface's latest model, without the model.
-    async fn model_version(
-        &self,
-        project: &ProjectKey,
-        surface: &SurfaceKey,
-    ) -> Result<Option<i64>>;
-
-    /// The surface's latest model and its version.
-    async fn load_model(
-        &self,
-        project: &ProjectKey,
-        surface: &SurfaceKey,
-    ) -> Result<Option<(Vec<u8>, i64)>>;
-
-    /// Logged decisions of a surface after the decision `after` (its creation time and
-    /// event id; `None` from the start), oldest first: a cursor that never skips
-    /// decisions made in the same millisecond.
-    async fn list_decisions(
-        &self,
-        project: &ProjectKey,
-        surface: &SurfaceKey,
-        after: Option<(i64, String)>,
-        limit: i64,
-    ) -> Result<Vec<DecisionRecord>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

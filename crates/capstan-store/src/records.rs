@@ -1,7 +1,7 @@
 //! Plain records the store reads and writes. JSON columns are carried as
 //! `serde_json::Value`; their shape belongs to the layer above.
 
-use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey, SegmentKey, SurfaceKey};
+use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey, SegmentKey};
 use serde_json::Value;
 
 use crate::{AuditEntry, Notification, RolloutWrite, TokenRecord};
@@ -152,64 +152,4 @@ pub struct FlagVersionRecord {
     pub at: i64,
     pub actor: String,
     pub action: String,
-}
-
-/// A placement surface: a place content appears. `settings` is the learner's settings,
-/// as the server stores them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SurfaceRecord {
-    pub project: ProjectKey,
-    pub key: SurfaceKey,
-    pub description: String,
-    pub settings: Value,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// An item that can appear on a surface; `status` is `live` or `retired`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ItemRecord {
-    pub id: String,
-    pub features: Value,
-    pub status: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// One ranking, as logged for learning and offline evaluation: the context, the
-/// candidates with their features, which was shown, every candidate's probability, and
-/// the reward so far.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DecisionRecord {
-    pub event_id: String,
-    pub project: ProjectKey,
-    pub surface: SurfaceKey,
-    pub context: Value,
-    pub candidates: Value,
-    pub shown: i64,
-    pub probabilities: Value,
-    pub policy: String,
-    pub created_at: i64,
-    /// When the application said the user saw it; `None` while activation is deferred.
-    pub activated_at: Option<i64>,
-    pub reward: Option<f64>,
-    pub reward_count: i64,
-    pub learned_at: Option<i64>,
-}
-
-/// How several rewards for one event combine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RewardCombine {
-    Sum,
-    First,
-}
-
-/// What became of a reward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RewardOutcome {
-    Recorded,
-    /// `First` keeps only the first reward; this one changed nothing.
-    Duplicate,
-    /// The event was already learned from (its reward window closed).
-    Late,
 }
