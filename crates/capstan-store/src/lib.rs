@@ -12,6 +12,7 @@ mod audit;
 mod error;
 mod events;
 mod feed;
+mod flags;
 mod leases;
 mod migrations;
 mod placements;
@@ -28,6 +29,10 @@ pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditStore};
 pub use error::StoreError;
 pub use events::{EventKind, EventRecord, EventStore};
 pub use feed::{Change, ChangeFeed};
+pub use flags::{
+    AppliedChange, ChangeSet, ConfigRecord, ConfigWrite, EnvironmentState, FlagRecord, FlagStore,
+    FlagVersionRecord, FlagWrite, SegmentRecord, SegmentWrite,
+};
 pub use leases::LeaseStore;
 pub use placements::{
     DecisionRecord, ItemRecord, PlacementStore, RewardCombine, RewardOutcome, SurfaceRecord,
@@ -43,7 +48,7 @@ pub use tokens::{TokenRecord, TokenStore};
 pub use webhooks::{DeliveryOutcome, DeliveryRecord, Notification, WebhookRecord, WebhookStore};
 
 use async_trait::async_trait;
-use capstan_model::{EnvironmentKey, FlagKey, ProjectKey};
+use capstan_model::{EnvironmentKey, ProjectKey};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -51,14 +56,15 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// be called on a `dyn Store` only where its trait is in scope.
 pub mod prelude {
     pub use crate::{
-        AuditStore, EventStore, LeaseStore, PlacementStore, RolloutStore, ScheduleStore, Store,
-        TokenStore, WebhookStore,
+        AuditStore, EventStore, FlagStore, LeaseStore, PlacementStore, RolloutStore, ScheduleStore,
+        Store, TokenStore, WebhookStore,
     };
 }
 
 // `Store` is the sum of every capability's trait: this compiles only while a `dyn Store`
 // can be used as each of them, as handlers holding `Arc<dyn Store>` do.
 const _: fn(&dyn Store) = |store| {
+    let _: &dyn FlagStore = store;
     let _: &dyn TokenStore = store;
     let _: &dyn AuditStore = store;
     let _: &dyn ScheduleStore = store;
@@ -73,7 +79,8 @@ const _: fn(&dyn Store) = |store| {
 /// as a whole. Handlers and controllers hold it as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    TokenStore
+    FlagStore
+    + TokenStore
     + AuditStore
     + ScheduleStore
     + EventStore
@@ -113,31 +120,12 @@ pub trait Store:
         audit: AuditEntry,
     ) -> Result<EnvironmentRecord>;
 
-    /// Everything an environment's flag engine needs: its flags, their configurations and
-    /// its segments, with the revision they were read at.
-    async fn load_environment(
-        &self,
-        project: &ProjectKey,
-        environment: &EnvironmentKey,
-    ) -> Result<EnvironmentState>;
-
     /// The environment's revision, which every change to it increments.
     async fn environment_revision(
         &self,
         project: &ProjectKey,
         environment: &EnvironmentKey,
     ) -> Result<i64>;
-
-    /// Applies a change set in one transaction: all of it, or none of it.
-    async fn apply(&self, change: ChangeSet) -> Result<AppliedChange>;
-
-    /// Every recorded version of one flag in one environment, newest first.
-    async fn flag_history(
-        &self,
-        project: &ProjectKey,
-        environment: &EnvironmentKey,
-        flag: &FlagKey,
-    ) -> Result<Vec<FlagVersionRecord>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,19 +5,17 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey, SegmentKey};
+use capstan_model::{EnvironmentKey, FlagKey, ProjectKey};
 use serde_json::Value;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, Executor, Pool, Row, Transaction};
 
 use crate::audit::insert_audit;
+use crate::flags;
 use crate::migrations::MIGRATIONS;
 use crate::records::*;
-use crate::rollouts;
-use crate::schedules;
 use crate::tokens::insert_token;
-use crate::webhooks;
-use crate::{AuditEntry, Backend, Result, Store, StoreError};
+use crate::{AuditEntry, Backend, ConfigWrite, Result, Store, StoreError};
 
 /// How long a request waits for a database connection before the store reports itself
 /// unavailable: long enough to ride out a busy moment, short enough that health checks
@@ -160,7 +158,7 @@ impl SqlStore {
     /// from its first statement. On PostgreSQL it also queues a notification of the new
     /// revision, which PostgreSQL delivers to every listening replica when (and only if)
     /// the transaction commits.
-    async fn bump_revision(
+    pub(crate) async fn bump_revision(
         &self,
         tx: &mut Transaction<'_, Any>,
         project: &ProjectKey,
@@ -199,164 +197,6 @@ impl SqlStore {
             }),
             None => Err(not_found("environment", environment)),
         }
-    }
-
-    async fn write_flag(
-        tx: &mut Transaction<'_, Any>,
-        project: &ProjectKey,
-        write: &FlagWrite,
-    ) -> Result<()> {
-        match write {
-            FlagWrite::Upsert(flag) => {
-                sqlx::query(
-                    "INSERT INTO flags (project, key, flag_type, description, client_visible, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (project, key) DO UPDATE SET \
-                     flag_type = excluded.flag_type, description = excluded.description, \
-                     client_visible = excluded.client_visible",
-                )
-                .bind(project.as_str())
-                .bind(flag.key.as_str())
-                .bind(flag.flag_type.as_str())
-                .bind(&flag.description)
-                .bind(i64::from(flag.client_visible))
-                .bind(flag.created_at)
-                .execute(&mut **tx)
-                .await?;
-            }
-            FlagWrite::Delete(key) => {
-                let deleted = sqlx::query("DELETE FROM flags WHERE project = $1 AND key = $2")
-                    .bind(project.as_str())
-                    .bind(key.as_str())
-                    .execute(&mut **tx)
-                    .await?;
-                if deleted.rows_affected() == 0 {
-                    return Err(not_found("flag", key));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn write_config(
-        tx: &mut Transaction<'_, Any>,
-        project: &ProjectKey,
-        write: &ConfigWrite,
-        audit_id: i64,
-        at: i64,
-    ) -> Result<i64> {
-        let current = sqlx::query(
-            "SELECT version FROM flag_configs WHERE project = $1 AND environment = $2 AND flag = $3",
-        )
-        .bind(project.as_str())
-        .bind(write.environment.as_str())
-        .bind(write.flag.as_str())
-        .fetch_optional(&mut **tx)
-        .await?
-        .map(|row| row.try_get::<i64, _>("version"))
-        .transpose()?;
-        check_version("flag", &write.flag, current, write.expected_version)?;
-        // Versions keep counting across a delete and re-create, so history stays unique.
-        let last = sqlx::query(
-            "SELECT COALESCE(MAX(version), 0) AS version FROM flag_versions \
-             WHERE project = $1 AND environment = $2 AND flag = $3",
-        )
-        .bind(project.as_str())
-        .bind(write.environment.as_str())
-        .bind(write.flag.as_str())
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get::<i64, _>("version")?;
-        let version = last.max(current.unwrap_or(0)) + 1;
-        let text = write.config.as_ref().map(Value::to_string);
-        match &text {
-            Some(text) => {
-                sqlx::query(
-                    "INSERT INTO flag_configs (project, environment, flag, config, version, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (project, environment, flag) DO UPDATE \
-                     SET config = excluded.config, version = excluded.version, updated_at = excluded.updated_at",
-                )
-                .bind(project.as_str())
-                .bind(write.environment.as_str())
-                .bind(write.flag.as_str())
-                .bind(text)
-                .bind(version)
-                .bind(at)
-                .execute(&mut **tx)
-                .await?;
-            }
-            None => {
-                sqlx::query(
-                    "DELETE FROM flag_configs WHERE project = $1 AND environment = $2 AND flag = $3",
-                )
-                .bind(project.as_str())
-                .bind(write.environment.as_str())
-                .bind(write.flag.as_str())
-                .execute(&mut **tx)
-                .await?;
-            }
-        }
-        sqlx::query(
-            "INSERT INTO flag_versions (project, environment, flag, version, config, audit_id) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(project.as_str())
-        .bind(write.environment.as_str())
-        .bind(write.flag.as_str())
-        .bind(version)
-        .bind(text)
-        .bind(audit_id)
-        .execute(&mut **tx)
-        .await?;
-        Ok(version)
-    }
-
-    async fn write_segment(
-        tx: &mut Transaction<'_, Any>,
-        project: &ProjectKey,
-        write: &SegmentWrite,
-        at: i64,
-    ) -> Result<()> {
-        let current = sqlx::query(
-            "SELECT version FROM segments WHERE project = $1 AND environment = $2 AND key = $3",
-        )
-        .bind(project.as_str())
-        .bind(write.environment.as_str())
-        .bind(write.key.as_str())
-        .fetch_optional(&mut **tx)
-        .await?
-        .map(|row| row.try_get::<i64, _>("version"))
-        .transpose()?;
-        check_version("segment", &write.key, current, write.expected_version)?;
-        match &write.segment {
-            Some((description, rule)) => {
-                sqlx::query(
-                    "INSERT INTO segments (project, environment, key, description, rule, version, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project, environment, key) DO UPDATE \
-                     SET description = excluded.description, rule = excluded.rule, \
-                     version = excluded.version, updated_at = excluded.updated_at",
-                )
-                .bind(project.as_str())
-                .bind(write.environment.as_str())
-                .bind(write.key.as_str())
-                .bind(description)
-                .bind(rule.to_string())
-                .bind(current.unwrap_or(0) + 1)
-                .bind(at)
-                .execute(&mut **tx)
-                .await?;
-            }
-            None => {
-                sqlx::query(
-                    "DELETE FROM segments WHERE project = $1 AND environment = $2 AND key = $3",
-                )
-                .bind(project.as_str())
-                .bind(write.environment.as_str())
-                .bind(write.key.as_str())
-                .execute(&mut **tx)
-                .await?;
-            }
-        }
-        Ok(())
     }
 
     async fn insert_environment(
@@ -480,24 +320,12 @@ pub(crate) fn optional_key_column<K>(
     text.map(parse).transpose().map_err(corrupt)
 }
 
-fn environment_from_row(row: &AnyRow) -> Result<EnvironmentRecord> {
+pub(crate) fn environment_from_row(row: &AnyRow) -> Result<EnvironmentRecord> {
     Ok(EnvironmentRecord {
         project: key_column(row, "project", ProjectKey::parse)?,
         key: key_column(row, "key", EnvironmentKey::parse)?,
         name: row.try_get("name")?,
         revision: row.try_get("revision")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-fn flag_from_row(row: &AnyRow) -> Result<FlagRecord> {
-    let flag_type: String = row.try_get("flag_type")?;
-    Ok(FlagRecord {
-        key: key_column(row, "key", FlagKey::parse)?,
-        flag_type: FlagType::parse(&flag_type)
-            .ok_or_else(|| corrupt(format!("flag type {flag_type:?}")))?,
-        description: row.try_get("description")?,
-        client_visible: row.try_get::<i64, _>("client_visible")? != 0,
         created_at: row.try_get("created_at")?,
     })
 }
@@ -664,92 +492,10 @@ impl Store for SqlStore {
                 expected_version: None,
                 config: Some(config),
             };
-            Self::write_config(&mut tx, &new.project, &write, audit_id, new.created_at).await?;
+            flags::write_config(&mut tx, &new.project, &write, audit_id, new.created_at).await?;
         }
         tx.commit().await?;
         self.environment_record(&new.project, &new.key).await
-    }
-
-    async fn load_environment(
-        &self,
-        project: &ProjectKey,
-        environment: &EnvironmentKey,
-    ) -> Result<EnvironmentState> {
-        // One read transaction, so the revision matches the rows read with it.
-        let mut tx = self.begin().await?;
-        if self.backend == Backend::Postgres {
-            tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .await?;
-        }
-        let row = sqlx::query(
-            "SELECT project, key, name, revision, created_at FROM environments WHERE project = $1 AND key = $2",
-        )
-        .bind(project.as_str())
-        .bind(environment.as_str())
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| not_found("environment", environment))?;
-        let environment_record = environment_from_row(&row)?;
-        let flags = sqlx::query(
-            "SELECT key, flag_type, description, client_visible, created_at FROM flags \
-             WHERE project = $1 ORDER BY key",
-        )
-        .bind(project.as_str())
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(flag_from_row)
-        .collect::<Result<Vec<_>>>()?;
-        let configs = sqlx::query(
-            "SELECT flag, config, version, updated_at FROM flag_configs \
-             WHERE project = $1 AND environment = $2 ORDER BY flag",
-        )
-        .bind(project.as_str())
-        .bind(environment.as_str())
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(ConfigRecord {
-                flag: key_column(row, "flag", FlagKey::parse)?,
-                config: json_column(row, "config")?,
-                version: row.try_get("version")?,
-                updated_at: row.try_get("updated_at")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-        let segments = sqlx::query(
-            "SELECT key, description, rule, version, updated_at FROM segments \
-             WHERE project = $1 AND environment = $2 ORDER BY key",
-        )
-        .bind(project.as_str())
-        .bind(environment.as_str())
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(SegmentRecord {
-                key: key_column(row, "key", SegmentKey::parse)?,
-                description: row.try_get("description")?,
-                rule: json_column(row, "rule")?,
-                version: row.try_get("version")?,
-                updated_at: row.try_get("updated_at")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-        tx.commit().await?;
-        // Order by the keys' bytes on every backend, whatever the database's collation, so
-        // a loaded environment lists its flags as a freshly written one does.
-        let (mut flags, mut configs, mut segments) = (flags, configs, segments);
-        flags.sort_by(|a, b| a.key.cmp(&b.key));
-        configs.sort_by(|a, b| a.flag.cmp(&b.flag));
-        segments.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(EnvironmentState {
-            environment: environment_record,
-            flags,
-            configs,
-            segments,
-        })
     }
 
     async fn environment_revision(
@@ -761,94 +507,5 @@ impl Store for SqlStore {
             .environment_record(project, environment)
             .await?
             .revision)
-    }
-
-    async fn apply(&self, change: ChangeSet) -> Result<AppliedChange> {
-        let mut tx = self.begin().await?;
-        for (environment, expected) in &change.environments {
-            self.bump_revision(&mut tx, &change.project, environment, *expected)
-                .await?;
-        }
-        let audit_id = insert_audit(&mut tx, &change.audit).await?;
-        // Configurations go before flag deletes and after flag inserts, so that foreign
-        // keys hold at every statement.
-        for write in &change.flags {
-            if let FlagWrite::Upsert(_) = write {
-                Self::write_flag(&mut tx, &change.project, write).await?;
-            }
-        }
-        let mut config_versions = Vec::with_capacity(change.configs.len());
-        for write in &change.configs {
-            let version =
-                Self::write_config(&mut tx, &change.project, write, audit_id, change.at).await?;
-            config_versions.push((write.environment.clone(), write.flag.clone(), version));
-        }
-        for write in &change.flags {
-            if let FlagWrite::Delete(_) = write {
-                Self::write_flag(&mut tx, &change.project, write).await?;
-            }
-        }
-        for write in &change.segments {
-            Self::write_segment(&mut tx, &change.project, write, change.at).await?;
-        }
-        if let Some(id) = change.settles_schedule {
-            schedules::settle_applied(&mut tx, id, change.at).await?;
-        }
-        let mut rollout_ids = Vec::new();
-        for write in &change.rollouts {
-            if let Some(id) =
-                rollouts::write_rollout(&mut tx, &change.project, write, change.at).await?
-            {
-                rollout_ids.push(id);
-            }
-        }
-        for notification in &change.notifications {
-            let mut notification = notification.clone();
-            // A message about a rollout this change creates learns its id here.
-            if let (Some(id), Some(rollout)) =
-                (rollout_ids.first(), notification.body.get_mut("rollout"))
-                && rollout.get("id").is_some_and(Value::is_null)
-            {
-                rollout["id"] = Value::from(*id);
-            }
-            webhooks::queue_notification(&mut tx, &change.project, &notification, change.at)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(AppliedChange {
-            audit_id,
-            config_versions,
-            rollout_ids,
-        })
-    }
-
-    async fn flag_history(
-        &self,
-        project: &ProjectKey,
-        environment: &EnvironmentKey,
-        flag: &FlagKey,
-    ) -> Result<Vec<FlagVersionRecord>> {
-        let rows = sqlx::query(
-            "SELECT v.version, v.config, v.audit_id, a.at, a.actor, a.action FROM flag_versions v \
-             JOIN audit a ON a.id = v.audit_id \
-             WHERE v.project = $1 AND v.environment = $2 AND v.flag = $3 ORDER BY v.version DESC",
-        )
-        .bind(project.as_str())
-        .bind(environment.as_str())
-        .bind(flag.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(FlagVersionRecord {
-                    version: row.try_get("version")?,
-                    config: optional_json_column(row, "config")?,
-                    audit_id: row.try_get("audit_id")?,
-                    at: row.try_get("at")?,
-                    actor: row.try_get("actor")?,
-                    action: row.try_get("action")?,
-                })
-            })
-            .collect()
     }
 }
