@@ -9,12 +9,13 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row, Transaction};
 
 use crate::audit::{AuditEntry, insert_audit};
+use crate::projects::environment_from_row;
 use crate::sql::{
-    SqlStore, check_version, corrupt, environment_from_row, json_column, key_column, not_found,
-    optional_json_column,
+    SqlStore, check_version, corrupt, json_column, key_column, not_found, optional_json_column,
 };
 use crate::{
-    Backend, EnvironmentRecord, Notification, Result, RolloutWrite, rollouts, schedules, webhooks,
+    Backend, EnvironmentRecord, Notification, Result, RolloutWrite, projects, rollouts, schedules,
+    webhooks,
 };
 
 /// A flag's project-wide attributes; its per-environment configuration is a
@@ -239,8 +240,14 @@ impl FlagStore for SqlStore {
     async fn apply(&self, change: ChangeSet) -> Result<AppliedChange> {
         let mut tx = self.begin().await?;
         for (environment, expected) in &change.environments {
-            self.bump_revision(&mut tx, &change.project, environment, *expected)
-                .await?;
+            projects::bump_revision(
+                &mut tx,
+                self.backend,
+                &change.project,
+                environment,
+                *expected,
+            )
+            .await?;
         }
         let audit_id = insert_audit(&mut tx, &change.audit).await?;
         // Configurations go before flag deletes and after flag inserts, so that foreign

@@ -7,6 +7,11 @@
 //! transaction or not at all, so a crash can never leave half of a change behind.
 //!
 //! Timestamps are Unix milliseconds chosen by the caller; the store never reads a clock.
+//!
+//! One module per capability holds its trait, its records and its SQL: `projects`,
+//! `flags` (with change sets), `tokens`, `audit`, `schedules`, `events`, `rollouts`,
+//! `leases`, `webhooks` and `placements`. [`Store`] is the sum of their traits; callers
+//! bring them into scope with `use capstan_store::prelude::*;`.
 
 mod audit;
 mod error;
@@ -16,7 +21,7 @@ mod flags;
 mod leases;
 mod migrations;
 mod placements;
-mod records;
+mod projects;
 mod rollouts;
 mod schedules;
 mod sql;
@@ -37,7 +42,9 @@ pub use leases::LeaseStore;
 pub use placements::{
     DecisionRecord, ItemRecord, PlacementStore, RewardCombine, RewardOutcome, SurfaceRecord,
 };
-pub use records::*;
+pub use projects::{
+    Bootstrap, BootstrapOutcome, EnvironmentRecord, NewEnvironment, ProjectRecord, ProjectStore,
+};
 pub use rollouts::{
     ACTIVE_ROLLOUT_STATUSES, RolloutBucketRecord, RolloutFilter, RolloutRecord, RolloutStore,
     RolloutWrite,
@@ -48,7 +55,6 @@ pub use tokens::{TokenRecord, TokenStore};
 pub use webhooks::{DeliveryOutcome, DeliveryRecord, Notification, WebhookRecord, WebhookStore};
 
 use async_trait::async_trait;
-use capstan_model::{EnvironmentKey, ProjectKey};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -56,14 +62,15 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// be called on a `dyn Store` only where its trait is in scope.
 pub mod prelude {
     pub use crate::{
-        AuditStore, EventStore, FlagStore, LeaseStore, PlacementStore, RolloutStore, ScheduleStore,
-        Store, TokenStore, WebhookStore,
+        AuditStore, EventStore, FlagStore, LeaseStore, PlacementStore, ProjectStore, RolloutStore,
+        ScheduleStore, Store, TokenStore, WebhookStore,
     };
 }
 
 // `Store` is the sum of every capability's trait: this compiles only while a `dyn Store`
 // can be used as each of them, as handlers holding `Arc<dyn Store>` do.
 const _: fn(&dyn Store) = |store| {
+    let _: &dyn ProjectStore = store;
     let _: &dyn FlagStore = store;
     let _: &dyn TokenStore = store;
     let _: &dyn AuditStore = store;
@@ -79,7 +86,8 @@ const _: fn(&dyn Store) = |store| {
 /// as a whole. Handlers and controllers hold it as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    FlagStore
+    ProjectStore
+    + FlagStore
     + TokenStore
     + AuditStore
     + ScheduleStore
@@ -101,31 +109,6 @@ pub trait Store:
 
     /// Answers when the database can be reached.
     async fn ping(&self) -> Result<()>;
-
-    /// Whether the store holds no project yet, so the server should bootstrap it.
-    async fn is_empty(&self) -> Result<bool>;
-
-    /// Creates the first project, its environments and the admin token, atomically, and
-    /// only if the store is still empty (two replicas starting at once bootstrap once).
-    async fn bootstrap(&self, bootstrap: Bootstrap) -> Result<BootstrapOutcome>;
-
-    async fn list_projects(&self) -> Result<Vec<ProjectRecord>>;
-
-    async fn list_environments(&self, project: &ProjectKey) -> Result<Vec<EnvironmentRecord>>;
-
-    /// Creates an environment and copies every flag of the project into it, disabled.
-    async fn create_environment(
-        &self,
-        environment: NewEnvironment,
-        audit: AuditEntry,
-    ) -> Result<EnvironmentRecord>;
-
-    /// The environment's revision, which every change to it increments.
-    async fn environment_revision(
-        &self,
-        project: &ProjectKey,
-        environment: &EnvironmentKey,
-    ) -> Result<i64>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
