@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use capstan_store::testing::{TestBackend, TestDatabase};
-use sqlx::any::AnyConnectOptions;
+use sqlx::any::{AnyConnectOptions, AnyRow};
 use sqlx::{AnyConnection, ConnectOptions, Row};
 
 /// Tables by name.
@@ -99,29 +99,37 @@ fn words(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// Every row a catalog query gives about one table or index, named as `$1`.
+async fn rows_about(
+    connection: &mut AnyConnection,
+    sql: &str,
+    object: &str,
+) -> sqlx::Result<Vec<AnyRow>> {
+    sqlx::query(sql).bind(object).fetch_all(connection).await
+}
+
+/// The `name` column of every row.
+fn names(rows: &[AnyRow]) -> sqlx::Result<Vec<String>> {
+    rows.iter().map(|row| row.try_get("name")).collect()
+}
+
 fn unique_constraint_key(columns: &[String]) -> String {
     format!("UNIQUE ({})", columns.join(", "))
 }
 
 async fn read_sqlite(connection: &mut AnyConnection) -> sqlx::Result<Schema> {
-    let names: Vec<String> = sqlx::query(
+    let tables = sqlx::query(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
     )
     .fetch_all(&mut *connection)
-    .await?
-    .iter()
-    .map(|row| row.try_get("name"))
-    .collect::<sqlx::Result<_>>()?;
+    .await?;
     let mut schema = Schema::new();
-    for name in names {
+    for name in names(&tables)? {
         let mut table = Table::default();
         let mut key_positions = Vec::new();
-        let columns = sqlx::query(
-            "SELECT name, type, \"notnull\" AS not_null, pk FROM pragma_table_info($1) ORDER BY cid",
-        )
-        .bind(&name)
-        .fetch_all(&mut *connection)
-        .await?;
+        let sql = "SELECT name, type, \"notnull\" AS not_null, pk \
+                   FROM pragma_table_info($1) ORDER BY cid";
+        let columns = rows_about(connection, sql, &name).await?;
         for row in &columns {
             let column: String = row.try_get("name")?;
             let declared: String = row.try_get("type")?;
@@ -143,26 +151,17 @@ async fn read_sqlite(connection: &mut AnyConnection) -> sqlx::Result<Schema> {
         for column in &mut table.columns {
             column.generated &= lone_key;
         }
-        let indexes = sqlx::query(
-            "SELECT name, \"unique\" AS is_unique, origin, partial FROM pragma_index_list($1)",
-        )
-        .bind(&name)
-        .fetch_all(&mut *connection)
-        .await?;
+        let sql =
+            "SELECT name, \"unique\" AS is_unique, origin, partial FROM pragma_index_list($1)";
+        let indexes = rows_about(connection, sql, &name).await?;
         for row in &indexes {
             let index_name: String = row.try_get("name")?;
             let origin: String = row.try_get("origin")?;
             if origin == "pk" {
                 continue;
             }
-            let columns: Vec<String> =
-                sqlx::query("SELECT name FROM pragma_index_info($1) ORDER BY seqno")
-                    .bind(&index_name)
-                    .fetch_all(&mut *connection)
-                    .await?
-                    .iter()
-                    .map(|row| row.try_get("name"))
-                    .collect::<sqlx::Result<_>>()?;
+            let sql = "SELECT name FROM pragma_index_info($1) ORDER BY seqno";
+            let columns = names(&rows_about(connection, sql, &index_name).await?)?;
             let key = if origin == "u" {
                 unique_constraint_key(&columns)
             } else {
@@ -177,13 +176,10 @@ async fn read_sqlite(connection: &mut AnyConnection) -> sqlx::Result<Schema> {
                 },
             );
         }
-        let references = sqlx::query(
-            "SELECT id, \"table\" AS referenced_table, \"from\" AS column_name, \
-             \"to\" AS referenced_column, on_delete FROM pragma_foreign_key_list($1) ORDER BY id, seq",
-        )
-        .bind(&name)
-        .fetch_all(&mut *connection)
-        .await?;
+        let sql = "SELECT id, \"table\" AS referenced_table, \"from\" AS column_name, \
+                   \"to\" AS referenced_column, on_delete \
+                   FROM pragma_foreign_key_list($1) ORDER BY id, seq";
+        let references = rows_about(connection, sql, &name).await?;
         let mut foreign_keys: BTreeMap<i64, ForeignKey> = BTreeMap::new();
         for row in &references {
             let foreign_key =
@@ -220,27 +216,21 @@ fn pg_attribute_names(attributes: &str, relation: &str) -> String {
 }
 
 async fn read_postgres(connection: &mut AnyConnection) -> sqlx::Result<Schema> {
-    let names: Vec<String> = sqlx::query(
+    let tables = sqlx::query(
         "SELECT table_name::text AS name FROM information_schema.tables \
          WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
     )
     .fetch_all(&mut *connection)
-    .await?
-    .iter()
-    .map(|row| row.try_get("name"))
-    .collect::<sqlx::Result<_>>()?;
+    .await?;
     let mut schema = Schema::new();
-    for name in names {
+    for name in names(&tables)? {
         let mut table = Table::default();
-        let columns = sqlx::query(
-            "SELECT column_name::text AS name, data_type::text AS type, \
-             is_nullable::text AS nullable, COALESCE(column_default::text, '') AS default_value \
-             FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 \
-             ORDER BY ordinal_position",
-        )
-        .bind(&name)
-        .fetch_all(&mut *connection)
-        .await?;
+        let sql = "SELECT column_name::text AS name, data_type::text AS type, \
+                   is_nullable::text AS nullable, \
+                   COALESCE(column_default::text, '') AS default_value \
+                   FROM information_schema.columns \
+                   WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position";
+        let columns = rows_about(connection, sql, &name).await?;
         for row in &columns {
             let declared: String = row.try_get("type")?;
             let default: String = row.try_get("default_value")?;
@@ -251,7 +241,7 @@ async fn read_postgres(connection: &mut AnyConnection) -> sqlx::Result<Schema> {
                 generated: default.starts_with("nextval("),
             });
         }
-        let indexes = sqlx::query(&format!(
+        let sql = format!(
             "SELECT i.relname::text AS name, x.indisprimary AS is_primary, \
              x.indisunique AS is_unique, x.indpred IS NOT NULL AS partial, \
              EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid \
@@ -260,10 +250,8 @@ async fn read_postgres(connection: &mut AnyConnection) -> sqlx::Result<Schema> {
              JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
              WHERE n.nspname = 'public' AND t.relname = $1",
             pg_attribute_names("x.indkey", "x.indrelid")
-        ))
-        .bind(&name)
-        .fetch_all(&mut *connection)
-        .await?;
+        );
+        let indexes = rows_about(connection, &sql, &name).await?;
         for row in &indexes {
             let columns = words(&row.try_get::<String, _>("columns")?);
             if row.try_get("is_primary")? {
@@ -284,7 +272,7 @@ async fn read_postgres(connection: &mut AnyConnection) -> sqlx::Result<Schema> {
                 },
             );
         }
-        let references = sqlx::query(&format!(
+        let sql = format!(
             "SELECT r.relname::text AS referenced_table, {} AS columns, {} AS referenced_columns, \
              c.confdeltype::text AS on_delete FROM pg_constraint c \
              JOIN pg_class t ON t.oid = c.conrelid JOIN pg_class r ON r.oid = c.confrelid \
@@ -292,10 +280,8 @@ async fn read_postgres(connection: &mut AnyConnection) -> sqlx::Result<Schema> {
              WHERE c.contype = 'f' AND n.nspname = 'public' AND t.relname = $1",
             pg_attribute_names("c.conkey", "c.conrelid"),
             pg_attribute_names("c.confkey", "c.confrelid")
-        ))
-        .bind(&name)
-        .fetch_all(&mut *connection)
-        .await?;
+        );
+        let references = rows_about(connection, &sql, &name).await?;
         for row in &references {
             let action: String = row.try_get("on_delete")?;
             table.foreign_keys.insert(ForeignKey {
