@@ -7,28 +7,99 @@
 //! transaction or not at all, so a crash can never leave half of a change behind.
 //!
 //! Timestamps are Unix milliseconds chosen by the caller; the store never reads a clock.
+//!
+//! One module per capability holds its trait, its records and its SQL: `projects`,
+//! `flags` (with change sets), `tokens`, `audit`, `schedules`, `events`, `rollouts`,
+//! `leases`, `webhooks` and `placements`. [`Store`] is the sum of their traits; callers
+//! bring them into scope with `use capstan_store::prelude::*;`.
 
+mod audit;
 mod error;
+mod events;
 mod feed;
+mod flags;
+mod leases;
 mod migrations;
-mod records;
+mod placements;
+mod projects;
+mod rollouts;
+mod schedules;
 mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tokens;
+mod webhooks;
 
+pub use audit::{AuditEntry, AuditFilter, AuditRecord, AuditStore};
 pub use error::StoreError;
+pub use events::{EventKind, EventRecord, EventStore};
 pub use feed::{Change, ChangeFeed};
-pub use records::*;
+pub use flags::{
+    AppliedChange, ChangeSet, ConfigRecord, ConfigWrite, EnvironmentState, FlagRecord, FlagStore,
+    FlagVersionRecord, FlagWrite, SegmentRecord, SegmentWrite,
+};
+pub use leases::LeaseStore;
+pub use placements::{
+    DecisionRecord, ItemRecord, PlacementStore, RewardCombine, RewardOutcome, SurfaceRecord,
+};
+pub use projects::{
+    Bootstrap, BootstrapOutcome, EnvironmentRecord, NewEnvironment, ProjectRecord, ProjectStore,
+};
+pub use rollouts::{
+    ACTIVE_ROLLOUT_STATUSES, RolloutBucketRecord, RolloutFilter, RolloutRecord, RolloutStore,
+    RolloutWrite,
+};
+pub use schedules::{NewSchedule, ScheduleOutcome, ScheduleRecord, ScheduleStatus, ScheduleStore};
 pub use sql::{OpenOptions, SqlStore};
+pub use tokens::{TokenRecord, TokenStore};
+pub use webhooks::{DeliveryOutcome, DeliveryRecord, Notification, WebhookRecord, WebhookStore};
 
 use async_trait::async_trait;
-use capstan_model::{EnvironmentKey, FlagKey, ProjectKey, SurfaceKey};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The one store interface. Handlers and controllers hold it as `Arc<dyn Store>`.
+/// Every store trait, for `use capstan_store::prelude::*;`: a capability's methods can
+/// be called on a `dyn Store` only where its trait is in scope.
+pub mod prelude {
+    pub use crate::{
+        AuditStore, EventStore, FlagStore, LeaseStore, PlacementStore, ProjectStore, RolloutStore,
+        ScheduleStore, Store, TokenStore, WebhookStore,
+    };
+}
+
+// `Store` is the sum of every capability's trait: this compiles only while a `dyn Store`
+// can be used as each of them, as handlers holding `Arc<dyn Store>` do.
+const _: fn(&dyn Store) = |store| {
+    let _: &dyn ProjectStore = store;
+    let _: &dyn FlagStore = store;
+    let _: &dyn TokenStore = store;
+    let _: &dyn AuditStore = store;
+    let _: &dyn ScheduleStore = store;
+    let _: &dyn EventStore = store;
+    let _: &dyn RolloutStore = store;
+    let _: &dyn LeaseStore = store;
+    let _: &dyn WebhookStore = store;
+    let _: &dyn PlacementStore = store;
+};
+
+/// The one store interface: every capability's store, and what concerns the database
+/// as a whole. Handlers and controllers hold it as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store:
+    ProjectStore
+    + FlagStore
+    + TokenStore
+    + AuditStore
+    + ScheduleStore
+    + EventStore
+    + RolloutStore
+    + LeaseStore
+    + WebhookStore
+    + PlacementStore
+    + Send
+    + Sync
+    + 'static
+{
     /// Which database is behind this store, for logs and `/readyz`.
     fn backend(&self) -> Backend;
 
@@ -38,245 +109,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// Answers when the database can be reached.
     async fn ping(&self) -> Result<()>;
-
-    /// Whether the store holds no project yet, so the server should bootstrap it.
-    async fn is_empty(&self) -> Result<bool>;
-
-    /// Creates the first project, its environments and the admin token, atomically, and
-    /// only if the store is still empty (two replicas starting at once bootstrap once).
-    async fn bootstrap(&self, bootstrap: Bootstrap) -> Result<BootstrapOutcome>;
-
-    async fn list_projects(&self) -> Result<Vec<ProjectRecord>>;
-
-    async fn list_environments(&self, project: &ProjectKey) -> Result<Vec<EnvironmentRecord>>;
-
-    /// Creates an environment and copies every flag of the project into it, disabled.
-    async fn create_environment(
-        &self,
-        environment: NewEnvironment,
-        audit: AuditEntry,
-    ) -> Result<EnvironmentRecord>;
-
-    /// Everything an environment's flag engine needs: its flags, their configurations and
-    /// its segments, with the revision they were read at.
-    async fn load_environment(
-        &self,
-        project: &ProjectKey,
-        environment: &EnvironmentKey,
-    ) -> Result<EnvironmentState>;
-
-    /// The environment's revision, which every change to it increments.
-    async fn environment_revision(
-        &self,
-        project: &ProjectKey,
-        environment: &EnvironmentKey,
-    ) -> Result<i64>;
-
-    /// Applies a change set in one transaction: all of it, or none of it.
-    async fn apply(&self, change: ChangeSet) -> Result<AppliedChange>;
-
-    /// Every recorded version of one flag in one environment, newest first.
-    async fn flag_history(
-        &self,
-        project: &ProjectKey,
-        environment: &EnvironmentKey,
-        flag: &FlagKey,
-    ) -> Result<Vec<FlagVersionRecord>>;
-
-    async fn create_token(&self, token: TokenRecord, audit: AuditEntry) -> Result<()>;
-
-    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>>;
-
-    async fn token_by_id(&self, id: &str) -> Result<TokenRecord>;
-
-    async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
-
-    /// Stores `replacement` and makes the old token expire at `old_expires_at` (the end
-    /// of the grace period during which both work).
-    async fn rotate_token(
-        &self,
-        old_id: &str,
-        old_expires_at: i64,
-        replacement: TokenRecord,
-        audit: AuditEntry,
-    ) -> Result<()>;
-
-    async fn revoke_token(&self, id: &str, at: i64, audit: AuditEntry) -> Result<()>;
-
-    async fn audit_log(&self, filter: AuditFilter) -> Result<Vec<AuditRecord>>;
-
-    async fn create_schedule(
-        &self,
-        schedule: NewSchedule,
-        audit: AuditEntry,
-    ) -> Result<ScheduleRecord>;
-
-    async fn list_schedules(
-        &self,
-        project: &ProjectKey,
-        environment: &EnvironmentKey,
-    ) -> Result<Vec<ScheduleRecord>>;
-
-    /// Pending scheduled changes whose time has come, oldest first.
-    async fn due_schedules(&self, now: i64) -> Result<Vec<ScheduleRecord>>;
-
-    /// Marks a schedule done (or failed) if it is still pending; returns false when
-    /// someone else already settled it, so each schedule takes effect once.
-    async fn settle_schedule(&self, id: i64, outcome: ScheduleOutcome, at: i64) -> Result<bool>;
-
-    async fn cancel_schedule(&self, id: i64, audit: AuditEntry) -> Result<()>;
-
-    /// Stores events, all or none, and returns how many were stored.
-    async fn insert_events(&self, events: &[EventRecord]) -> Result<u64>;
-
-    /// Events of one environment after the event id `after`, oldest first, with their ids.
-    async fn list_events(
-        &self,
-        project: &ProjectKey,
-        environment: &EnvironmentKey,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, EventRecord)>>;
-
-    async fn list_rollouts(&self, filter: RolloutFilter) -> Result<Vec<RolloutRecord>>;
-
-    async fn rollout(&self, id: i64) -> Result<RolloutRecord>;
-
-    /// Keeps the judge's latest reading of a rollout, for anyone asking; it changes no
-    /// decision, so it carries no version.
-    async fn record_rollout_reading(&self, id: i64, latest: &serde_json::Value) -> Result<()>;
-
-    /// Stores (replacing) per-minute summaries of rollout events.
-    async fn save_rollout_buckets(&self, buckets: &[RolloutBucketRecord]) -> Result<()>;
-
-    async fn rollout_buckets(&self, rollout_id: i64) -> Result<Vec<RolloutBucketRecord>>;
-
-    /// Takes or renews the lease `name` for `holder` until `now + ttl_ms` if it is free,
-    /// expired or already held by `holder`; returns whether `holder` holds it. Replicas
-    /// use it so that one of them at a time drives rollouts.
-    async fn acquire_lease(&self, name: &str, holder: &str, now: i64, ttl_ms: i64) -> Result<bool>;
-
-    /// Deletes raw events that happened before `cutoff` (retention).
-    async fn delete_events_before(&self, cutoff: i64) -> Result<u64>;
-
-    async fn create_webhook(&self, webhook: WebhookRecord, audit: AuditEntry) -> Result<()>;
-
-    async fn list_webhooks(&self, project: &ProjectKey) -> Result<Vec<WebhookRecord>>;
-
-    async fn delete_webhook(&self, project: &ProjectKey, id: &str, audit: AuditEntry)
-    -> Result<()>;
-
-    /// Pending deliveries whose next attempt is due, oldest first.
-    async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<DeliveryRecord>>;
-
-    async fn list_deliveries(&self, webhook_id: &str) -> Result<Vec<DeliveryRecord>>;
-
-    /// Records an attempt's outcome, if the delivery is still pending.
-    async fn settle_delivery(&self, id: i64, outcome: DeliveryOutcome, at: i64) -> Result<()>;
-
-    /// Creates or replaces a surface (its description and settings).
-    async fn upsert_surface(&self, surface: SurfaceRecord, audit: AuditEntry) -> Result<()>;
-
-    async fn list_surfaces(&self, project: &ProjectKey) -> Result<Vec<SurfaceRecord>>;
-
-    async fn surface(&self, project: &ProjectKey, key: &SurfaceKey) -> Result<SurfaceRecord>;
-
-    /// Creates or replaces items of a surface, all or none.
-    async fn upsert_items(
-        &self,
-        project: &ProjectKey,
-        surface: &SurfaceKey,
-        items: &[ItemRecord],
-        audit: AuditEntry,
-    ) -> Result<()>;
-
-    async fn list_items(
-        &self,
-        project: &ProjectKey,
-        surface: &SurfaceKey,
-    ) -> Result<Vec<ItemRecord>>;
-
-    /// Logs a decision; an event id already used is `AlreadyExists`.
-    async fn insert_decision(&self, decision: &DecisionRecord) -> Result<()> {
-        let inserted = self
-            .insert_decisions(std::slice::from_ref(decision))
-            .await?;
-        if inserted.first() == Some(&true) {
-            Ok(())
-        } else {
-            Err(StoreError::AlreadyExists {
-                kind: "event",
-                key: decision.event_id.clone(),
-            })
-        }
-    }
-
-    /// Logs decisions in one transaction (one commit, so one flush to disk, for all of
-    /// them); for each, whether it was inserted: `false` for an event id already used,
-    /// by an earlier decision or by one before it in the batch. Any other failure logs
-    /// none of them.
-    async fn insert_decisions(&self, decisions: &[DecisionRecord]) -> Result<Vec<bool>>;
-
-    async fn decision(&self, event_id: &str) -> Result<DecisionRecord>;
-
-    /// Adds a reward to a decision not yet learned from.
-    async fn record_reward(
-        &self,
-        event_id: &str,
-        value: f64,
-        combine: RewardCombine,
-    ) -> Result<RewardOutcome>;
-
-    /// Marks a decision whose activation was deferred as seen by the user.
-    async fn activate_decision(&self, event_id: &str, at: i64) -> Result<()>;
-
-    /// Activated decisions of a surface ready to learn from, oldest first: rewarded ones
-    /// at once when only the first reward counts, and every one activated at or before
-    /// `window_closed_before` (its reward window has closed).
-    async fn decisions_to_learn(
-        &self,
-        project: &ProjectKey,
-        surface: &SurfaceKey,
-        combine: RewardCombine,
-        window_closed_before: i64,
-        limit: i64,
-    ) -> Result<Vec<DecisionRecord>>;
-
-    async fn mark_learned(&self, event_ids: &[String], at: i64) -> Result<()>;
-
-    /// Stores a surface's model, returning its new version.
-    async fn save_model(
-        &self,
-        project: &ProjectKey,
-        surface: &SurfaceKey,
-        model: &[u8],
-        at: i64,
-    ) -> Result<i64>;
-
-    /// The version of the surface's latest model, without the model.
-    async fn model_version(
-        &self,
-        project: &ProjectKey,
-        surface: &SurfaceKey,
-    ) -> Result<Option<i64>>;
-
-    /// The surface's latest model and its version.
-    async fn load_model(
-        &self,
-        project: &ProjectKey,
-        surface: &SurfaceKey,
-    ) -> Result<Option<(Vec<u8>, i64)>>;
-
-    /// Logged decisions of a surface after the decision `after` (its creation time and
-    /// event id; `None` from the start), oldest first: a cursor that never skips
-    /// decisions made in the same millisecond.
-    async fn list_decisions(
-        &self,
-        project: &ProjectKey,
-        surface: &SurfaceKey,
-        after: Option<(i64, String)>,
-        limit: i64,
-    ) -> Result<Vec<DecisionRecord>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
