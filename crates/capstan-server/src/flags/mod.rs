@@ -9,15 +9,9 @@
 pub mod changes;
 pub mod environments;
 pub mod error;
-pub mod events;
-mod flagd;
-pub mod ofrep;
 pub mod operations;
 mod routes;
 pub mod scheduler;
-pub mod schedules;
-pub mod sdk;
-mod segments;
 pub mod wire;
 pub mod write;
 
@@ -27,12 +21,5 @@ use crate::state::AppState;
 
 /// Every flag route: management, evaluation (OFREP), SDK configuration and events.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .merge(ofrep::router())
-        .merge(routes::router())
-        .merge(segments::router())
-        .merge(schedules::router())
-        .merge(flagd::router())
-        .merge(sdk::router())
-        .merge(events::router())
+    routes::router()
 }

@@ -7,8 +7,8 @@ use capstan_store::{ScheduleOutcome, ScheduleRecord, StoreError};
 use serde_json::{Map, Value};
 
 use crate::flags::error::FlagError;
+use crate::flags::operations::schedules::ScheduledAction;
 use crate::flags::operations::{ConfigChange, change_config, set_state};
-use crate::flags::schedules::ScheduledAction;
 use crate::state::AppState;
 
 /// What one pass of the scheduler did.

@@ -119,7 +119,7 @@ fn parse_plan(body: &StartRollout, control: String) -> Result<RolloutPlan, ApiEr
     }
     for (index, guardrail) in body.guardrails.iter().flatten().enumerate() {
         let field = |name: &str| format!("guardrails[{index}].{name}");
-        crate::flags::events::metric_name(&guardrail.metric)
+        crate::flags::operations::events::metric_name(&guardrail.metric)
             .map_err(|error| ApiError::field(field("metric"), error))?;
         let statistic = Statistic::parse(guardrail.statistic.as_deref().unwrap_or("mean"))
             .map_err(|error| ApiError::field(field("statistic"), error))?;

@@ -268,7 +268,7 @@ async fn events_reach_the_server_and_wait_for_it_in_bounded_memory() {
         let store = capstan_store::SqlStore::open(&database.url).await.unwrap();
         let project = capstan_model::ProjectKey::parse("default").unwrap();
         let production = capstan_model::EnvironmentKey::parse("production").unwrap();
-        use capstan_store::Store;
+        use capstan_store::prelude::*;
         let stored = store
             .list_events(&project, &production, 0, 10)
             .await

@@ -23,7 +23,7 @@ use crate::core::error::ApiError;
 use crate::flags::environments::EnvironmentSnapshot;
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(evaluate_one))
         .routes(routes!(evaluate_all))
@@ -543,7 +543,7 @@ async fn event_stream(State(state): State<AppState>, headers: HeaderMap) -> Resp
     {
         headers.insert("last-event-id", current);
     }
-    crate::flags::sdk::follow(&state, &project, &environment, &headers, refetch_event)
+    super::sdk::follow(&state, &project, &environment, &headers, refetch_event)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }

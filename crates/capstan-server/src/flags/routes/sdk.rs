@@ -19,7 +19,7 @@ use crate::flags::environments::EnvironmentSnapshot;
 use crate::flags::wire::SdkConfig;
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(config))
         .routes(routes!(stream))
@@ -114,7 +114,7 @@ async fn stream(
 /// A Server-Sent Events response that follows an environment: one event, made by
 /// `event`, for the current snapshot (unless the client's `Last-Event-ID` says it has
 /// it) and one for every snapshot after it. Event ids are revisions.
-pub(crate) async fn follow(
+pub(super) async fn follow(
     state: &AppState,
     project: &ProjectKey,
     environment: &EnvironmentKey,

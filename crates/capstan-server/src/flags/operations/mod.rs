@@ -4,6 +4,9 @@
 //! Every write goes through [`crate::flags::write::mutate`], so each is checked by
 //! compiling the environments it changes, stored as one transaction and audited.
 
+pub mod events;
+pub mod schedules;
+
 use std::sync::Arc;
 
 use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey};

@@ -14,15 +14,16 @@ use crate::core::auth::Principal;
 use crate::core::body::JsonBody;
 use crate::core::clock::parse_rfc3339;
 use crate::core::error::ApiError;
+use crate::flags::operations::events::metric_name;
 use crate::flags::wire::Accepted;
 use crate::state::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(ingest))
 }
 
 /// Most events one request may carry; SDKs send batches of a few hundred.
-pub const MAX_EVENTS_PER_REQUEST: usize = 10_000;
+const MAX_EVENTS_PER_REQUEST: usize = 10_000;
 
 /// A batch of events as SDKs send it.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -48,13 +49,6 @@ struct WireEvent {
     targeting_key: String,
     /// When, RFC 3339.
     timestamp: String,
-}
-
-/// Metric names follow the same rules as keys, so they can be named in rollouts.
-pub fn metric_name(text: &str) -> Result<String, String> {
-    FlagKey::parse(text)
-        .map(|key| key.to_string())
-        .map_err(|error| error.to_string().replace("flag key", "metric name"))
 }
 
 fn parse_event(
