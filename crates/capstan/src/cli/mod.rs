@@ -1,5 +1,8 @@
 //! The command line: argument definitions and what each client command does.
 
+mod placement;
+mod rollouts;
+
 use anyhow::{Context, anyhow};
 use clap::{Args, Parser, Subcommand};
 use reqwest::Method;
@@ -65,13 +68,13 @@ pub(crate) enum Command {
     Audit(AuditArgs),
     /// Guarded rollouts: roll a flag out step by step; it promotes or reverts itself.
     #[command(subcommand)]
-    Rollouts(crate::rollouts::RolloutsCommand),
+    Rollouts(rollouts::RolloutsCommand),
     /// Webhooks that hear about rollouts (Slack-compatible, signed).
     #[command(subcommand)]
-    Webhooks(crate::rollouts::WebhooksCommand),
+    Webhooks(rollouts::WebhooksCommand),
     /// Personalised placement: surfaces, items, offline evaluation.
     #[command(subcommand)]
-    Placement(crate::placement::PlacementCommand),
+    Placement(placement::PlacementCommand),
 }
 
 #[derive(Args)]
@@ -279,14 +282,10 @@ pub(crate) async fn run(global: &Global, command: Command) -> anyhow::Result<()>
         Command::Env(command) => env(&client, global, &project, command).await,
         Command::Tokens(command) => tokens(&client, global, command).await,
         Command::Audit(args) => audit(&client, global, args).await,
-        Command::Rollouts(command) => {
-            crate::rollouts::rollouts(&client, global, &project, command).await
-        }
-        Command::Webhooks(command) => {
-            crate::rollouts::webhooks(&client, global, &project, command).await
-        }
+        Command::Rollouts(command) => rollouts::rollouts(&client, global, &project, command).await,
+        Command::Webhooks(command) => rollouts::webhooks(&client, global, &project, command).await,
         Command::Placement(command) => {
-            crate::placement::placement(&client, global, &project, command).await
+            placement::placement(&client, global, &project, command).await
         }
     }
 }

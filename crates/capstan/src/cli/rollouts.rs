@@ -5,7 +5,7 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use crate::cli::{Global, segment};
+use super::{Global, segment};
 use crate::client::ApiClient;
 use crate::output::{cell, print_json, print_table};
 
