@@ -46,7 +46,7 @@ pub(crate) enum PlacementCommand {
     },
 }
 
-pub(crate) async fn placement(
+pub(crate) async fn run(
     client: &ApiClient,
     global: &Global,
     project: &str,

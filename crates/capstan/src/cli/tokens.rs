@@ -1,0 +1,137 @@
+//! `capstan tokens`: API tokens.
+
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::json;
+
+use super::{Global, segment};
+use crate::client::ApiClient;
+use crate::output::{cell, print_json, print_table};
+
+#[derive(Subcommand)]
+pub(crate) enum TokensCommand {
+    /// Create a token and print it (only now; it is stored as a hash).
+    Create {
+        /// admin, editor, viewer, sdk or client.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: String,
+        /// The environment an sdk or client token evaluates in.
+        #[arg(long = "env", short = 'e')]
+        env: Option<String>,
+        /// Seconds until the token expires.
+        #[arg(long)]
+        expires_in: Option<i64>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Replace a token; the old one keeps working for the grace period.
+    Rotate {
+        id: String,
+        /// Seconds the old token keeps working (the server's default when omitted).
+        #[arg(long)]
+        grace: Option<i64>,
+    },
+    /// Revoke a token at once.
+    Revoke { id: String },
+}
+
+pub(crate) async fn run(
+    client: &ApiClient,
+    global: &Global,
+    command: TokensCommand,
+) -> anyhow::Result<()> {
+    match command {
+        TokensCommand::Create {
+            role,
+            name,
+            env,
+            expires_in,
+        } => {
+            let mut body = json!({ "role": role, "name": name, "project": global.project });
+            if let Some(env) = env {
+                body["environment"] = json!(env);
+            }
+            if let Some(seconds) = expires_in {
+                body["expiresInSeconds"] = json!(seconds);
+            }
+            let value = client.post("/api/v1/tokens", &body).await?;
+            // The token alone on stdout, so `TOKEN=$(capstan tokens create ...)` works.
+            if global.json {
+                print_json(&value)
+            } else {
+                println!("{}", cell(value.get("token")))
+            }
+        }
+        TokensCommand::List => {
+            let value = client.get("/api/v1/tokens").await?;
+            if global.json {
+                print_json(&value);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = value["tokens"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|token| {
+                    vec![
+                        cell(token.get("id")),
+                        cell(token.get("name")),
+                        cell(token.get("role")),
+                        cell(token.get("environment")),
+                        cell(token.get("hint")),
+                        cell(token.get("status")),
+                        cell(token.get("expiresAt")),
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "ID",
+                    "NAME",
+                    "ROLE",
+                    "ENVIRONMENT",
+                    "HINT",
+                    "STATUS",
+                    "EXPIRES",
+                ],
+                &rows,
+            );
+        }
+        TokensCommand::Rotate { id, grace } => {
+            let body = match grace {
+                Some(seconds) => json!({ "gracePeriodSeconds": seconds }),
+                None => json!({}),
+            };
+            let value = client
+                .post(&format!("/api/v1/tokens/{}/rotate", segment(&id)), &body)
+                .await?;
+            if global.json {
+                print_json(&value)
+            } else {
+                eprintln!(
+                    "{id} keeps working until {}",
+                    cell(value.get("replacedExpiresAt"))
+                );
+                println!("{}", cell(value.get("token")));
+            }
+        }
+        TokensCommand::Revoke { id } => {
+            let value = client
+                .send(
+                    Method::DELETE,
+                    &format!("/api/v1/tokens/{}", segment(&id)),
+                    None,
+                    &[],
+                )
+                .await?;
+            if global.json {
+                print_json(&value)
+            } else {
+                println!("revoked {id}")
+            }
+        }
+    }
+    Ok(())
+}
