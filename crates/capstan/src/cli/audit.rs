@@ -2,9 +2,9 @@
 
 use clap::Args;
 
-use super::{Global, segment};
+use super::{Global, with_query};
 use crate::client::ApiClient;
-use crate::output::{cell, print_json, print_table};
+use crate::output::{print_objects, print_response};
 
 #[derive(Args)]
 pub(crate) struct AuditArgs {
@@ -22,40 +22,29 @@ pub(crate) async fn run(
     global: &Global,
     args: AuditArgs,
 ) -> anyhow::Result<()> {
-    let mut path = format!(
-        "/api/v1/audit?project={}&limit={}",
-        segment(&global.project),
-        args.limit
+    let path = with_query(
+        "/api/v1/audit",
+        &[
+            ("project", Some(global.project.as_str())),
+            ("limit", Some(args.limit.to_string().as_str())),
+            ("environment", args.env.as_deref()),
+            ("key", args.key.as_deref()),
+        ],
     );
-    if let Some(env) = &args.env {
-        path.push_str(&format!("&environment={}", segment(env)));
-    }
-    if let Some(key) = &args.key {
-        path.push_str(&format!("&key={}", segment(key)));
-    }
     let value = client.get(&path).await?;
-    if global.json {
-        print_json(&value);
-        return Ok(());
-    }
-    let rows: Vec<Vec<String>> = value["entries"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|entry| {
-            vec![
-                cell(entry.get("id")),
-                cell(entry.get("at")),
-                cell(entry.get("actor")),
-                cell(entry.get("action")),
-                cell(entry.get("environment")),
-                cell(entry.get("key")),
-            ]
-        })
-        .collect();
-    print_table(
-        &["ID", "AT", "ACTOR", "ACTION", "ENVIRONMENT", "KEY"],
-        &rows,
-    );
+    print_response(global.json, &value, |value| {
+        print_objects(
+            value,
+            "entries",
+            &[
+                ("ID", "id"),
+                ("AT", "at"),
+                ("ACTOR", "actor"),
+                ("ACTION", "action"),
+                ("ENVIRONMENT", "environment"),
+                ("KEY", "key"),
+            ],
+        )
+    });
     Ok(())
 }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{EnvArg, Global, json_option, segment};
 use crate::client::ApiClient;
-use crate::output::{cell, print_json, print_table};
+use crate::output::{cell, elements, print_json, print_objects, print_response, print_table};
 
 #[derive(Subcommand)]
 pub(crate) enum FlagsCommand {
@@ -123,12 +123,18 @@ pub(crate) enum FlagsCommand {
     },
 }
 
+fn environment_path(project: &str, env: &str) -> String {
+    format!("{project}/environments/{}", segment(env))
+}
+
+/// A flag in one environment: its configuration there.
 fn flag_path(project: &str, env: &str, key: &str) -> String {
-    format!(
-        "{project}/environments/{}/flags/{}",
-        segment(env),
-        segment(key)
-    )
+    format!("{}/flags/{}", environment_path(project, env), segment(key))
+}
+
+/// A flag in the project, across every environment: its type, description, visibility.
+fn project_flag_path(project: &str, key: &str) -> String {
+    format!("{project}/flags/{}", segment(key))
 }
 
 fn print_flag(value: &Value) {
@@ -176,6 +182,42 @@ fn print_flag(value: &Value) {
     }
 }
 
+/// Flags with their state in every environment, one line a flag.
+fn print_flags_everywhere(value: &Value) {
+    let rows: Vec<Vec<String>> = elements(value, "flags")
+        .map(|flag| {
+            let states: Vec<String> = flag["environments"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(env, config)| format!("{env}={}", cell(config.get("state"))))
+                .collect();
+            vec![
+                cell(flag.get("key")),
+                cell(flag.get("type")),
+                states.join(" "),
+            ]
+        })
+        .collect();
+    print_table(&["KEY", "TYPE", "ENVIRONMENTS"], &rows);
+}
+
+fn print_history(value: &Value) {
+    let rows: Vec<Vec<String>> = elements(value, "versions")
+        .map(|version| {
+            let state = version.get("config").and_then(|c| c.get("state"));
+            vec![
+                cell(version.get("version")),
+                cell(version.get("at")),
+                cell(version.get("actor")),
+                cell(version.get("action")),
+                cell(state),
+            ]
+        })
+        .collect();
+    print_table(&["VERSION", "AT", "ACTOR", "ACTION", "STATE"], &rows);
+}
+
 pub(crate) async fn run(
     client: &ApiClient,
     global: &Global,
@@ -185,56 +227,32 @@ pub(crate) async fn run(
     match command {
         FlagsCommand::List { env } => {
             let path = match &env {
-                Some(env) => format!("{project}/environments/{}/flags", segment(env)),
+                Some(env) => format!("{}/flags", environment_path(project, env)),
                 None => format!("{project}/flags"),
             };
             let value = client.get(&path).await?;
-            if global.json {
-                print_json(&value);
-                return Ok(());
-            }
-            let flags = value["flags"].as_array().cloned().unwrap_or_default();
-            let rows: Vec<Vec<String>> = flags
-                .iter()
-                .map(|flag| match &env {
-                    Some(_) => vec![
-                        cell(flag.get("key")),
-                        cell(flag.get("type")),
-                        cell(flag.get("state")),
-                        cell(flag.get("defaultVariant")),
-                        cell(flag.get("version")),
+            print_response(global.json, &value, |value| match env {
+                Some(_) => print_objects(
+                    value,
+                    "flags",
+                    &[
+                        ("KEY", "key"),
+                        ("TYPE", "type"),
+                        ("STATE", "state"),
+                        ("DEFAULT", "defaultVariant"),
+                        ("VERSION", "version"),
                     ],
-                    None => {
-                        let states: Vec<String> = flag["environments"]
-                            .as_object()
-                            .into_iter()
-                            .flatten()
-                            .map(|(env, config)| format!("{env}={}", cell(config.get("state"))))
-                            .collect();
-                        vec![
-                            cell(flag.get("key")),
-                            cell(flag.get("type")),
-                            states.join(" "),
-                        ]
-                    }
-                })
-                .collect();
-            match env {
-                Some(_) => print_table(&["KEY", "TYPE", "STATE", "DEFAULT", "VERSION"], &rows),
-                None => print_table(&["KEY", "TYPE", "ENVIRONMENTS"], &rows),
-            }
+                ),
+                None => print_flags_everywhere(value),
+            });
         }
         FlagsCommand::Get { key, env } => {
             let path = match &env {
                 Some(env) => flag_path(project, env, &key),
-                None => format!("{project}/flags/{}", segment(&key)),
+                None => project_flag_path(project, &key),
             };
             let value = client.get(&path).await?;
-            if global.json {
-                print_json(&value)
-            } else {
-                print_flag(&value)
-            }
+            print_response(global.json, &value, print_flag);
         }
         FlagsCommand::Create {
             key,
@@ -258,11 +276,9 @@ pub(crate) async fn run(
                 body["description"] = json!(description);
             }
             let value = client.post(&format!("{project}/flags"), &body).await?;
-            if global.json {
-                print_json(&value)
-            } else {
+            print_response(global.json, &value, |_| {
                 println!("created flag {key} (disabled in every environment)")
-            }
+            });
         }
         FlagsCommand::Update {
             key,
@@ -320,7 +336,7 @@ pub(crate) async fn run(
                 last = client
                     .send(
                         Method::PATCH,
-                        &format!("{project}/flags/{}", segment(&key)),
+                        &project_flag_path(project, &key),
                         Some(&Value::Object(attributes)),
                         &[],
                     )
@@ -332,11 +348,7 @@ pub(crate) async fn run(
                     "nothing to change; see `capstan flags update --help`"
                 ));
             }
-            if global.json {
-                print_json(&last)
-            } else {
-                println!("updated flag {key}")
-            }
+            print_response(global.json, &last, |_| println!("updated flag {key}"));
         }
         FlagsCommand::Enable { key, env } => {
             toggle(client, global, project, &key, &env.env, "enable").await?
@@ -345,61 +357,28 @@ pub(crate) async fn run(
             toggle(client, global, project, &key, &env.env, "disable").await?
         }
         FlagsCommand::Delete { key } => {
-            client
-                .send(
-                    Method::DELETE,
-                    &format!("{project}/flags/{}", segment(&key)),
-                    None,
-                    &[],
-                )
-                .await?;
-            if !global.json {
-                println!("deleted flag {key}");
-            } else {
-                print_json(&json!({ "deleted": key }));
-            }
+            client.delete(&project_flag_path(project, &key)).await?;
+            print_response(global.json, &json!({ "deleted": key }), |_| {
+                println!("deleted flag {key}")
+            });
         }
         FlagsCommand::History { key, env } => {
-            let value = client
-                .get(&format!("{}/history", flag_path(project, &env.env, &key)))
-                .await?;
-            if global.json {
-                print_json(&value);
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = value["versions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|version| {
-                    let state = version.get("config").and_then(|c| c.get("state"));
-                    vec![
-                        cell(version.get("version")),
-                        cell(version.get("at")),
-                        cell(version.get("actor")),
-                        cell(version.get("action")),
-                        cell(state),
-                    ]
-                })
-                .collect();
-            print_table(&["VERSION", "AT", "ACTOR", "ACTION", "STATE"], &rows);
+            let path = flag_path(project, &env.env, &key);
+            let value = client.get(&format!("{path}/history")).await?;
+            print_response(global.json, &value, print_history);
         }
         FlagsCommand::Revert { key, env, version } => {
+            let path = flag_path(project, &env.env, &key);
             let value = client
-                .post(
-                    &format!("{}/revert", flag_path(project, &env.env, &key)),
-                    &json!({ "version": version }),
-                )
+                .post(&format!("{path}/revert"), &json!({ "version": version }))
                 .await?;
-            if global.json {
-                print_json(&value)
-            } else {
+            print_response(global.json, &value, |value| {
                 println!(
                     "reverted flag {key} in {} to version {version} (now version {})",
                     env.env,
                     cell(value.get("version"))
                 )
-            }
+            });
         }
         FlagsCommand::Schedule {
             key,
@@ -412,21 +391,15 @@ pub(crate) async fn run(
             if let Some(targeting) = targeting {
                 body["targeting"] = json_option("targeting", &targeting)?;
             }
-            let value = client
-                .post(
-                    &format!("{}/schedules", flag_path(project, &env.env, &key)),
-                    &body,
-                )
-                .await?;
-            if global.json {
-                print_json(&value)
-            } else {
+            let path = flag_path(project, &env.env, &key);
+            let value = client.post(&format!("{path}/schedules"), &body).await?;
+            print_response(global.json, &value, |value| {
                 println!(
                     "scheduled {action} of {key} in {} at {at} (id {})",
                     env.env,
                     cell(value.get("id"))
                 )
-            }
+            });
         }
         FlagsCommand::Import { file, env, replace } => {
             let text =
@@ -434,13 +407,11 @@ pub(crate) async fn run(
             let document: Value =
                 serde_json::from_str(&text).with_context(|| format!("{file} is not valid JSON"))?;
             let path = format!(
-                "{project}/environments/{}/flagd?replace={replace}",
-                segment(&env.env)
+                "{}/flagd?replace={replace}",
+                environment_path(project, &env.env)
             );
             let value = client.post(&path, &document).await?;
-            if global.json {
-                print_json(&value);
-            } else {
+            print_response(global.json, &value, |value| {
                 let count = |field: &str| value[field].as_array().map_or(0, Vec::len);
                 println!(
                     "imported {file} into {}: {} created, {} updated, {} removed",
@@ -449,16 +420,11 @@ pub(crate) async fn run(
                     count("updated"),
                     count("removed")
                 );
-            }
+            });
         }
         FlagsCommand::Export { env } => {
-            let value = client
-                .get(&format!(
-                    "{project}/environments/{}/flagd",
-                    segment(&env.env)
-                ))
-                .await?;
-            print_json(&value);
+            let path = format!("{}/flagd", environment_path(project, &env.env));
+            print_json(&client.get(&path).await?);
         }
     }
     Ok(())
@@ -472,20 +438,14 @@ async fn toggle(
     env: &str,
     action: &str,
 ) -> anyhow::Result<()> {
-    let value = client
-        .post(
-            &format!("{}/{action}", flag_path(project, env, key)),
-            &json!({}),
-        )
-        .await?;
-    if global.json {
-        print_json(&value);
-    } else {
+    let path = flag_path(project, env, key);
+    let value = client.post(&format!("{path}/{action}"), &json!({})).await?;
+    print_response(global.json, &value, |value| {
         println!(
             "{key} is {} in {env} (version {})",
             cell(value.get("state")).to_lowercase(),
             cell(value.get("version"))
-        );
-    }
+        )
+    });
     Ok(())
 }

@@ -99,6 +99,7 @@ pub(crate) fn json_option(name: &str, text: &str) -> anyhow::Result<Value> {
     serde_json::from_str(&text).with_context(|| format!("--{name} is not valid JSON"))
 }
 
+/// Text as one path segment or query value, percent-encoded.
 pub(crate) fn segment(text: &str) -> String {
     // Keys are restricted to URL-safe characters by the server; encode the rest anyway.
     text.bytes()
@@ -109,6 +110,20 @@ pub(crate) fn segment(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
+}
+
+/// `path?name=value&...` with the parameters that have a value, each value encoded;
+/// `path` alone when none has one.
+pub(crate) fn with_query(path: &str, parameters: &[(&str, Option<&str>)]) -> String {
+    let query: Vec<String> = parameters
+        .iter()
+        .filter_map(|(name, value)| value.map(|value| format!("{name}={}", segment(value))))
+        .collect();
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
 }
 
 pub(crate) async fn run(global: &Global, command: Command) -> anyhow::Result<()> {

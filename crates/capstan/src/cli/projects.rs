@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::Global;
 use crate::client::ApiClient;
-use crate::output::{cell, print_json, print_table};
+use crate::output::{print_objects, print_response};
 
 #[derive(Subcommand)]
 pub(crate) enum EnvCommand {
@@ -25,40 +25,27 @@ pub(crate) async fn run(
     project: &str,
     command: EnvCommand,
 ) -> anyhow::Result<()> {
+    let environments = format!("{project}/environments");
     match command {
         EnvCommand::List => {
-            let value = client.get(&format!("{project}/environments")).await?;
-            if global.json {
-                print_json(&value);
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = value["environments"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|env| {
-                    vec![
-                        cell(env.get("key")),
-                        cell(env.get("name")),
-                        cell(env.get("revision")),
-                    ]
-                })
-                .collect();
-            print_table(&["KEY", "NAME", "REVISION"], &rows);
+            let value = client.get(&environments).await?;
+            print_response(global.json, &value, |value| {
+                print_objects(
+                    value,
+                    "environments",
+                    &[("KEY", "key"), ("NAME", "name"), ("REVISION", "revision")],
+                )
+            });
         }
         EnvCommand::Create { key, name } => {
             let mut body = json!({ "key": key });
             if let Some(name) = name {
                 body["name"] = json!(name);
             }
-            let value = client
-                .post(&format!("{project}/environments"), &body)
-                .await?;
-            if global.json {
-                print_json(&value)
-            } else {
+            let value = client.post(&environments, &body).await?;
+            print_response(global.json, &value, |_| {
                 println!("created environment {key}")
-            }
+            });
         }
     }
     Ok(())

@@ -4,9 +4,9 @@ use anyhow::{Context, anyhow};
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
 
-use super::{Global, segment};
+use super::{Global, with_query};
 use crate::client::ApiClient;
-use crate::output::{cell, print_json, print_table};
+use crate::output::{cell, elements, print_response, print_table};
 
 #[derive(Subcommand)]
 pub(crate) enum RolloutsCommand {
@@ -138,13 +138,6 @@ pub(crate) async fn run(
     command: RolloutsCommand,
 ) -> anyhow::Result<()> {
     let base = format!("{project}/rollouts");
-    let steer = |id: i64, action: &str, reason: Option<String>| {
-        let body = match reason {
-            Some(reason) => json!({ "reason": reason }),
-            None => json!({}),
-        };
-        (format!("{base}/{id}/{action}"), body)
-    };
     let value = match command {
         RolloutsCommand::Start {
             flag,
@@ -196,60 +189,49 @@ pub(crate) async fn run(
             client.post(&base, &body).await?
         }
         RolloutsCommand::List { env, flag, active } => {
-            let mut query = Vec::new();
-            if let Some(env) = env {
-                query.push(format!("environment={}", segment(&env)));
-            }
-            if let Some(flag) = flag {
-                query.push(format!("flag={}", segment(&flag)));
-            }
-            if active {
-                query.push("active=true".to_owned());
-            }
-            let path = if query.is_empty() {
-                base.clone()
-            } else {
-                format!("{base}?{}", query.join("&"))
-            };
+            let path = with_query(
+                &base,
+                &[
+                    ("environment", env.as_deref()),
+                    ("flag", flag.as_deref()),
+                    ("active", active.then_some("true")),
+                ],
+            );
             let value = client.get(&path).await?;
-            if global.json {
-                print_json(&value);
-            } else {
-                print_list(&value);
-            }
+            print_response(global.json, &value, print_list);
             return Ok(());
         }
         RolloutsCommand::Status { id } => client.get(&format!("{base}/{id}")).await?,
-        RolloutsCommand::Pause { id, reason } => {
-            let (path, body) = steer(id, "pause", reason);
-            client.post(&path, &body).await?
-        }
+        RolloutsCommand::Pause { id, reason } => steer(client, &base, id, "pause", reason).await?,
         RolloutsCommand::Resume { id, reason } => {
-            let (path, body) = steer(id, "resume", reason);
-            client.post(&path, &body).await?
+            steer(client, &base, id, "resume", reason).await?
         }
         RolloutsCommand::Promote { id, reason } => {
-            let (path, body) = steer(id, "promote", reason);
-            client.post(&path, &body).await?
+            steer(client, &base, id, "promote", reason).await?
         }
-        RolloutsCommand::Abort { id, reason } => {
-            let (path, body) = steer(id, "abort", reason);
-            client.post(&path, &body).await?
-        }
+        RolloutsCommand::Abort { id, reason } => steer(client, &base, id, "abort", reason).await?,
     };
-    if global.json {
-        print_json(&value);
-    } else {
-        print_status(&value);
-    }
+    print_response(global.json, &value, print_status);
     Ok(())
 }
 
+/// Pauses, resumes, promotes or aborts a rollout, with the reason when one is given.
+async fn steer(
+    client: &ApiClient,
+    base: &str,
+    id: i64,
+    action: &str,
+    reason: Option<String>,
+) -> anyhow::Result<Value> {
+    let body = match reason {
+        Some(reason) => json!({ "reason": reason }),
+        None => json!({}),
+    };
+    client.post(&format!("{base}/{id}/{action}"), &body).await
+}
+
 fn print_list(value: &Value) {
-    let rows: Vec<Vec<String>> = value["rollouts"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = elements(value, "rollouts")
         .map(|rollout| {
             vec![
                 cell(rollout.get("id")),
@@ -319,10 +301,7 @@ fn print_status(rollout: &Value) {
             cell(units.get("treatment"))
         );
     }
-    let guardrails: Vec<Vec<String>> = rollout["guardrails"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let guardrails: Vec<Vec<String>> = elements(rollout, "guardrails")
         .map(|reading| {
             let estimate = reading.get("estimate").filter(|e| !e.is_null());
             let field = |name: &str| number(estimate.and_then(|e| e.get(name)));
@@ -352,10 +331,7 @@ fn print_status(rollout: &Value) {
             &guardrails,
         );
     }
-    let timeline: Vec<Vec<String>> = rollout["timeline"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let timeline: Vec<Vec<String>> = elements(rollout, "timeline")
         .map(|step| {
             let units = step
                 .get("unitsAtEnd")

@@ -1,12 +1,11 @@
 //! `capstan tokens`: API tokens.
 
 use clap::Subcommand;
-use reqwest::Method;
 use serde_json::json;
 
 use super::{Global, segment};
 use crate::client::ApiClient;
-use crate::output::{cell, print_json, print_table};
+use crate::output::{cell, print_objects, print_response};
 
 #[derive(Subcommand)]
 pub(crate) enum TokensCommand {
@@ -58,46 +57,27 @@ pub(crate) async fn run(
             }
             let value = client.post("/api/v1/tokens", &body).await?;
             // The token alone on stdout, so `TOKEN=$(capstan tokens create ...)` works.
-            if global.json {
-                print_json(&value)
-            } else {
+            print_response(global.json, &value, |value| {
                 println!("{}", cell(value.get("token")))
-            }
+            });
         }
         TokensCommand::List => {
             let value = client.get("/api/v1/tokens").await?;
-            if global.json {
-                print_json(&value);
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = value["tokens"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|token| {
-                    vec![
-                        cell(token.get("id")),
-                        cell(token.get("name")),
-                        cell(token.get("role")),
-                        cell(token.get("environment")),
-                        cell(token.get("hint")),
-                        cell(token.get("status")),
-                        cell(token.get("expiresAt")),
-                    ]
-                })
-                .collect();
-            print_table(
-                &[
-                    "ID",
-                    "NAME",
-                    "ROLE",
-                    "ENVIRONMENT",
-                    "HINT",
-                    "STATUS",
-                    "EXPIRES",
-                ],
-                &rows,
-            );
+            print_response(global.json, &value, |value| {
+                print_objects(
+                    value,
+                    "tokens",
+                    &[
+                        ("ID", "id"),
+                        ("NAME", "name"),
+                        ("ROLE", "role"),
+                        ("ENVIRONMENT", "environment"),
+                        ("HINT", "hint"),
+                        ("STATUS", "status"),
+                        ("EXPIRES", "expiresAt"),
+                    ],
+                )
+            });
         }
         TokensCommand::Rotate { id, grace } => {
             let body = match grace {
@@ -107,30 +87,19 @@ pub(crate) async fn run(
             let value = client
                 .post(&format!("/api/v1/tokens/{}/rotate", segment(&id)), &body)
                 .await?;
-            if global.json {
-                print_json(&value)
-            } else {
+            print_response(global.json, &value, |value| {
                 eprintln!(
                     "{id} keeps working until {}",
                     cell(value.get("replacedExpiresAt"))
                 );
                 println!("{}", cell(value.get("token")));
-            }
+            });
         }
         TokensCommand::Revoke { id } => {
             let value = client
-                .send(
-                    Method::DELETE,
-                    &format!("/api/v1/tokens/{}", segment(&id)),
-                    None,
-                    &[],
-                )
+                .delete(&format!("/api/v1/tokens/{}", segment(&id)))
                 .await?;
-            if global.json {
-                print_json(&value)
-            } else {
-                println!("revoked {id}")
-            }
+            print_response(global.json, &value, |_| println!("revoked {id}"));
         }
     }
     Ok(())

@@ -1,12 +1,11 @@
 //! `capstan webhooks`: where the news of rollouts goes (Slack-compatible, signed).
 
 use clap::Subcommand;
-use reqwest::Method;
 use serde_json::json;
 
 use super::{Global, segment};
 use crate::client::ApiClient;
-use crate::output::{cell, print_json, print_table};
+use crate::output::{cell, print_objects, print_response};
 
 #[derive(Subcommand)]
 pub(crate) enum WebhooksCommand {
@@ -36,7 +35,7 @@ pub(crate) async fn run(
     command: WebhooksCommand,
 ) -> anyhow::Result<()> {
     let base = format!("{project}/webhooks");
-    let value = match command {
+    match command {
         WebhooksCommand::Create {
             url,
             events,
@@ -50,74 +49,50 @@ pub(crate) async fn run(
                 body["secret"] = json!(secret);
             }
             let value = client.post(&base, &body).await?;
-            if !global.json {
+            print_response(global.json, &value, |value| {
                 println!("{}", cell(value.get("id")));
                 println!("signing secret (shown once): {}", cell(value.get("secret")));
-                return Ok(());
-            }
-            value
+            });
         }
         WebhooksCommand::List => {
             let value = client.get(&base).await?;
-            if !global.json {
-                let rows: Vec<Vec<String>> = value["webhooks"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|webhook| {
-                        vec![
-                            cell(webhook.get("id")),
-                            cell(webhook.get("url")),
-                            cell(webhook.get("events")),
-                            cell(webhook.get("createdAt")),
-                        ]
-                    })
-                    .collect();
-                print_table(&["ID", "URL", "EVENTS", "CREATED"], &rows);
-                return Ok(());
-            }
-            value
+            print_response(global.json, &value, |value| {
+                print_objects(
+                    value,
+                    "webhooks",
+                    &[
+                        ("ID", "id"),
+                        ("URL", "url"),
+                        ("EVENTS", "events"),
+                        ("CREATED", "createdAt"),
+                    ],
+                )
+            });
         }
         WebhooksCommand::Delete { id } => {
-            client
-                .send(
-                    Method::DELETE,
-                    &format!("{base}/{}", segment(&id)),
-                    None,
-                    &[],
-                )
-                .await?;
-            if !global.json {
-                println!("deleted webhook {id}");
-                return Ok(());
-            }
-            json!({ "deleted": id })
+            client.delete(&format!("{base}/{}", segment(&id))).await?;
+            print_response(global.json, &json!({ "deleted": id }), |_| {
+                println!("deleted webhook {id}")
+            });
         }
         WebhooksCommand::Deliveries { id } => {
             let value = client
                 .get(&format!("{base}/{}/deliveries", segment(&id)))
                 .await?;
-            if !global.json {
-                let rows: Vec<Vec<String>> = value["deliveries"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|delivery| {
-                        vec![
-                            cell(delivery.get("id")),
-                            cell(delivery.get("event")),
-                            cell(delivery.get("status")),
-                            cell(delivery.get("attempts")),
-                            cell(delivery.get("lastError")),
-                        ]
-                    })
-                    .collect();
-                print_table(&["ID", "EVENT", "STATUS", "ATTEMPTS", "LAST ERROR"], &rows);
-                return Ok(());
-            }
-            value
+            print_response(global.json, &value, |value| {
+                print_objects(
+                    value,
+                    "deliveries",
+                    &[
+                        ("ID", "id"),
+                        ("EVENT", "event"),
+                        ("STATUS", "status"),
+                        ("ATTEMPTS", "attempts"),
+                        ("LAST ERROR", "lastError"),
+                    ],
+                )
+            });
         }
-    };
-    print_json(&value);
+    }
     Ok(())
 }
