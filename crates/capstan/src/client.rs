@@ -28,21 +28,7 @@ impl ApiClient {
         body: Option<&Value>,
         headers: &[(&str, String)],
     ) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.server);
-        let mut request = self.http.request(method, &url);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, value);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("failed to reach Capstan at {}", self.server))?;
+        let response = self.respond(method, path, body, headers).await?;
         let status = response.status();
         let text = response.text().await.context("failed to read response")?;
         if status == StatusCode::NO_CONTENT {
@@ -68,14 +54,7 @@ impl ApiClient {
 
     /// A binary resource, or `None` when it does not exist (404).
     pub(crate) async fn bytes(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        let mut request = self.http.get(format!("{}{path}", self.server));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("failed to reach Capstan at {}", self.server))?;
+        let response = self.respond(Method::GET, path, None, &[]).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -94,11 +73,40 @@ impl ApiClient {
         ))
     }
 
+    /// Sends a request with the token, if there is one; fails only when the server
+    /// cannot be reached.
+    async fn respond(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, String)],
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut request = self.http.request(method, format!("{}{path}", self.server));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request
+            .send()
+            .await
+            .with_context(|| format!("failed to reach Capstan at {}", self.server))
+    }
+
     pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
         self.send(Method::GET, path, None, &[]).await
     }
 
     pub(crate) async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.send(Method::POST, path, Some(body), &[]).await
+    }
+
+    pub(crate) async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        self.send(Method::DELETE, path, None, &[]).await
     }
 }

@@ -4,8 +4,6 @@
 mod cli;
 mod client;
 mod output;
-mod placement;
-mod rollouts;
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -39,3 +39,32 @@ pub(crate) fn cell(value: Option<&Value>) -> String {
         Some(other) => other.to_string(),
     }
 }
+
+/// Prints a response: as JSON with `--json`, otherwise the way `human` shows it to people.
+pub(crate) fn print_response(json: bool, value: &Value, human: impl FnOnce(&Value)) {
+    if json {
+        print_json(value);
+    } else {
+        human(value);
+    }
+}
+
+/// The elements of the array `value[field]`; none when it is absent or not an array.
+pub(crate) fn elements<'a>(value: &'a Value, field: &str) -> impl Iterator<Item = &'a Value> {
+    value[field].as_array().into_iter().flatten()
+}
+
+/// Prints the objects of the array `value[field]` as a table: a row an object, a column
+/// a `(header, field)` pair, each value shown as `cell` shows it.
+pub(crate) fn print_objects(value: &Value, field: &str, columns: &[(&str, &str)]) {
+    let header: Vec<&str> = columns.iter().map(|(header, _)| *header).collect();
+    let rows: Vec<Vec<String>> = elements(value, field)
+        .map(|object| {
+            columns
+                .iter()
+                .map(|(_, field)| cell(object.get(*field)))
+                .collect()
+        })
+        .collect();
+    print_table(&header, &rows);
+}

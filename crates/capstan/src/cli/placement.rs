@@ -11,9 +11,9 @@ use clap::Subcommand;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::cli::{Global, segment};
+use super::{Global, segment, with_query};
 use crate::client::ApiClient;
-use crate::output::{cell, print_json, print_table};
+use crate::output::{cell, elements, print_json, print_objects, print_response, print_table};
 
 #[derive(Subcommand)]
 pub(crate) enum PlacementCommand {
@@ -46,33 +46,27 @@ pub(crate) enum PlacementCommand {
     },
 }
 
-pub(crate) async fn placement(
+pub(crate) async fn run(
     client: &ApiClient,
     global: &Global,
     project: &str,
     command: PlacementCommand,
 ) -> anyhow::Result<()> {
     let base = format!("{project}/surfaces");
-    let value = match command {
+    match command {
         PlacementCommand::Surfaces => {
             let value = client.get(&base).await?;
-            if !global.json {
-                let rows: Vec<Vec<String>> = value["surfaces"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|surface| {
-                        vec![
-                            cell(surface.get("key")),
-                            cell(surface.get("description")),
-                            cell(surface.get("updatedAt")),
-                        ]
-                    })
-                    .collect();
-                print_table(&["SURFACE", "DESCRIPTION", "UPDATED"], &rows);
-                return Ok(());
-            }
-            value
+            print_response(global.json, &value, |value| {
+                print_objects(
+                    value,
+                    "surfaces",
+                    &[
+                        ("SURFACE", "key"),
+                        ("DESCRIPTION", "description"),
+                        ("UPDATED", "updatedAt"),
+                    ],
+                )
+            });
         }
         PlacementCommand::Surface {
             key,
@@ -87,69 +81,44 @@ pub(crate) async fn placement(
                 body["settings"] =
                     serde_json::from_str(&settings).context("--settings is not valid JSON")?;
             }
-            client
-                .send(
-                    Method::PUT,
-                    &format!("{base}/{}", segment(&key)),
-                    Some(&body),
-                    &[],
-                )
-                .await?
+            let path = format!("{base}/{}", segment(&key));
+            print_json(&client.send(Method::PUT, &path, Some(&body), &[]).await?);
         }
         PlacementCommand::Show { key } => {
             let value = client.get(&format!("{base}/{}", segment(&key))).await?;
-            if !global.json {
-                print_surface(&value);
-                return Ok(());
-            }
-            value
+            print_response(global.json, &value, print_surface);
         }
-        PlacementCommand::Items { key, put } => match put {
-            Some(file) => {
-                let text = std::fs::read_to_string(&file)
-                    .with_context(|| format!("failed to read {file}"))?;
-                let items: Value =
-                    serde_json::from_str(&text).with_context(|| format!("{file} is not JSON"))?;
-                client
-                    .post(
-                        &format!("{base}/{}/items", segment(&key)),
-                        &json!({ "items": items }),
-                    )
-                    .await?
-            }
-            None => {
-                let value = client
-                    .get(&format!("{base}/{}/items", segment(&key)))
-                    .await?;
-                if !global.json {
-                    let rows: Vec<Vec<String>> = value["items"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|item| {
-                            vec![
-                                cell(item.get("id")),
-                                cell(item.get("status")),
-                                cell(item.get("features")),
-                            ]
-                        })
-                        .collect();
-                    print_table(&["ITEM", "STATUS", "FEATURES"], &rows);
-                    return Ok(());
+        PlacementCommand::Items { key, put } => {
+            let path = format!("{base}/{}/items", segment(&key));
+            match put {
+                Some(file) => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("failed to read {file}"))?;
+                    let items: Value = serde_json::from_str(&text)
+                        .with_context(|| format!("{file} is not JSON"))?;
+                    print_json(&client.post(&path, &json!({ "items": items })).await?);
                 }
-                value
+                None => {
+                    let value = client.get(&path).await?;
+                    print_response(global.json, &value, |value| {
+                        print_objects(
+                            value,
+                            "items",
+                            &[
+                                ("ITEM", "id"),
+                                ("STATUS", "status"),
+                                ("FEATURES", "features"),
+                            ],
+                        )
+                    });
+                }
             }
-        },
+        }
         PlacementCommand::Evaluate { key, exploration } => {
             let value = offline_evaluation(client, &base, &key, &exploration).await?;
-            if !global.json {
-                print_evaluation(&value);
-                return Ok(());
-            }
-            value
+            print_response(global.json, &value, print_evaluation);
         }
-    };
-    print_json(&value);
+    }
     Ok(())
 }
 
@@ -180,10 +149,7 @@ fn print_surface(surface: &Value) {
         ),
         None => println!("lift: not enough holdout decisions yet"),
     }
-    let rows: Vec<Vec<String>> = surface["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = elements(surface, "items")
         .map(|item| {
             vec![
                 cell(item.get("id")),
@@ -247,10 +213,7 @@ impl Progress {
 
 fn logged_decision(decision: &Value) -> anyhow::Result<LoggedDecision> {
     let context = parse_features("context", &decision["context"]).map_err(|e| anyhow!("{e}"))?;
-    let candidates = decision["candidates"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let candidates = elements(decision, "candidates")
         .map(|candidate| {
             Ok(Candidate {
                 id: cell(candidate.get("id")),
@@ -289,12 +252,12 @@ async fn offline_evaluation(
     let mut cursor: Option<String> = None;
     let mut reading = Progress::new("reading decisions");
     loop {
-        let path = match &cursor {
-            Some(after) => format!("{surface}/decisions?limit=5000&after={}", segment(after)),
-            None => format!("{surface}/decisions?limit=5000"),
-        };
+        let path = with_query(
+            &format!("{surface}/decisions"),
+            &[("limit", Some("5000")), ("after", cursor.as_deref())],
+        );
         let page = client.get(&path).await?;
-        for decision in page["decisions"].as_array().into_iter().flatten() {
+        for decision in elements(&page, "decisions") {
             log.push(logged_decision(decision)?);
         }
         reading.update(log.len() as u64, None);
@@ -373,10 +336,7 @@ fn print_evaluation(value: &Value) {
     if value["model"] == false {
         println!("no saved model yet: only the model-free policies are evaluated");
     }
-    let rows: Vec<Vec<String>> = value["policies"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = elements(value, "policies")
         .map(|row| {
             vec![
                 cell(row.get("policy")),

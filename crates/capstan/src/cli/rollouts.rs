@@ -1,13 +1,12 @@
-//! `capstan rollouts` and `capstan webhooks`: guarded rollouts and where their news goes.
+//! `capstan rollouts`: guarded rollouts.
 
 use anyhow::{Context, anyhow};
 use clap::Subcommand;
-use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use crate::cli::{Global, segment};
+use super::{Global, with_query};
 use crate::client::ApiClient;
-use crate::output::{cell, print_json, print_table};
+use crate::output::{cell, elements, print_response, print_table};
 
 #[derive(Subcommand)]
 pub(crate) enum RolloutsCommand {
@@ -82,27 +81,6 @@ pub(crate) enum RolloutsCommand {
     },
 }
 
-#[derive(Subcommand)]
-pub(crate) enum WebhooksCommand {
-    /// Add a webhook; prints its signing secret once.
-    Create {
-        #[arg(long)]
-        url: String,
-        /// Events to send, e.g. rollout.reverted,rollout.paused (default: all).
-        #[arg(long, value_delimiter = ',')]
-        events: Option<Vec<String>>,
-        /// The signing secret (generated when omitted).
-        #[arg(long)]
-        secret: Option<String>,
-    },
-    /// List the project's webhooks.
-    List,
-    /// Remove a webhook.
-    Delete { id: String },
-    /// Show a webhook's deliveries.
-    Deliveries { id: String },
-}
-
 /// `30s`, `10m`, `2h`, `1d` or a number of seconds.
 pub(crate) fn parse_seconds(text: &str) -> anyhow::Result<u64> {
     let text = text.trim();
@@ -153,20 +131,13 @@ fn parse_guardrail(text: &str) -> anyhow::Result<Value> {
     Ok(Value::Object(guardrail))
 }
 
-pub(crate) async fn rollouts(
+pub(crate) async fn run(
     client: &ApiClient,
     global: &Global,
     project: &str,
     command: RolloutsCommand,
 ) -> anyhow::Result<()> {
     let base = format!("{project}/rollouts");
-    let steer = |id: i64, action: &str, reason: Option<String>| {
-        let body = match reason {
-            Some(reason) => json!({ "reason": reason }),
-            None => json!({}),
-        };
-        (format!("{base}/{id}/{action}"), body)
-    };
     let value = match command {
         RolloutsCommand::Start {
             flag,
@@ -218,60 +189,49 @@ pub(crate) async fn rollouts(
             client.post(&base, &body).await?
         }
         RolloutsCommand::List { env, flag, active } => {
-            let mut query = Vec::new();
-            if let Some(env) = env {
-                query.push(format!("environment={}", segment(&env)));
-            }
-            if let Some(flag) = flag {
-                query.push(format!("flag={}", segment(&flag)));
-            }
-            if active {
-                query.push("active=true".to_owned());
-            }
-            let path = if query.is_empty() {
-                base.clone()
-            } else {
-                format!("{base}?{}", query.join("&"))
-            };
+            let path = with_query(
+                &base,
+                &[
+                    ("environment", env.as_deref()),
+                    ("flag", flag.as_deref()),
+                    ("active", active.then_some("true")),
+                ],
+            );
             let value = client.get(&path).await?;
-            if global.json {
-                print_json(&value);
-            } else {
-                print_list(&value);
-            }
+            print_response(global.json, &value, print_list);
             return Ok(());
         }
         RolloutsCommand::Status { id } => client.get(&format!("{base}/{id}")).await?,
-        RolloutsCommand::Pause { id, reason } => {
-            let (path, body) = steer(id, "pause", reason);
-            client.post(&path, &body).await?
-        }
+        RolloutsCommand::Pause { id, reason } => steer(client, &base, id, "pause", reason).await?,
         RolloutsCommand::Resume { id, reason } => {
-            let (path, body) = steer(id, "resume", reason);
-            client.post(&path, &body).await?
+            steer(client, &base, id, "resume", reason).await?
         }
         RolloutsCommand::Promote { id, reason } => {
-            let (path, body) = steer(id, "promote", reason);
-            client.post(&path, &body).await?
+            steer(client, &base, id, "promote", reason).await?
         }
-        RolloutsCommand::Abort { id, reason } => {
-            let (path, body) = steer(id, "abort", reason);
-            client.post(&path, &body).await?
-        }
+        RolloutsCommand::Abort { id, reason } => steer(client, &base, id, "abort", reason).await?,
     };
-    if global.json {
-        print_json(&value);
-    } else {
-        print_status(&value);
-    }
+    print_response(global.json, &value, print_status);
     Ok(())
 }
 
+/// Pauses, resumes, promotes or aborts a rollout, with the reason when one is given.
+async fn steer(
+    client: &ApiClient,
+    base: &str,
+    id: i64,
+    action: &str,
+    reason: Option<String>,
+) -> anyhow::Result<Value> {
+    let body = match reason {
+        Some(reason) => json!({ "reason": reason }),
+        None => json!({}),
+    };
+    client.post(&format!("{base}/{id}/{action}"), &body).await
+}
+
 fn print_list(value: &Value) {
-    let rows: Vec<Vec<String>> = value["rollouts"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let rows: Vec<Vec<String>> = elements(value, "rollouts")
         .map(|rollout| {
             vec![
                 cell(rollout.get("id")),
@@ -341,10 +301,7 @@ fn print_status(rollout: &Value) {
             cell(units.get("treatment"))
         );
     }
-    let guardrails: Vec<Vec<String>> = rollout["guardrails"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let guardrails: Vec<Vec<String>> = elements(rollout, "guardrails")
         .map(|reading| {
             let estimate = reading.get("estimate").filter(|e| !e.is_null());
             let field = |name: &str| number(estimate.and_then(|e| e.get(name)));
@@ -374,10 +331,7 @@ fn print_status(rollout: &Value) {
             &guardrails,
         );
     }
-    let timeline: Vec<Vec<String>> = rollout["timeline"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let timeline: Vec<Vec<String>> = elements(rollout, "timeline")
         .map(|step| {
             let units = step
                 .get("unitsAtEnd")
@@ -401,99 +355,6 @@ fn print_status(rollout: &Value) {
         &["STEP", "STARTED", "ENDED", "UNITS C/T", "OUTCOME"],
         &timeline,
     );
-}
-
-pub(crate) async fn webhooks(
-    client: &ApiClient,
-    global: &Global,
-    project: &str,
-    command: WebhooksCommand,
-) -> anyhow::Result<()> {
-    let base = format!("{project}/webhooks");
-    let value = match command {
-        WebhooksCommand::Create {
-            url,
-            events,
-            secret,
-        } => {
-            let mut body = json!({ "url": url });
-            if let Some(events) = events {
-                body["events"] = json!(events);
-            }
-            if let Some(secret) = secret {
-                body["secret"] = json!(secret);
-            }
-            let value = client.post(&base, &body).await?;
-            if !global.json {
-                println!("{}", cell(value.get("id")));
-                println!("signing secret (shown once): {}", cell(value.get("secret")));
-                return Ok(());
-            }
-            value
-        }
-        WebhooksCommand::List => {
-            let value = client.get(&base).await?;
-            if !global.json {
-                let rows: Vec<Vec<String>> = value["webhooks"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|webhook| {
-                        vec![
-                            cell(webhook.get("id")),
-                            cell(webhook.get("url")),
-                            cell(webhook.get("events")),
-                            cell(webhook.get("createdAt")),
-                        ]
-                    })
-                    .collect();
-                print_table(&["ID", "URL", "EVENTS", "CREATED"], &rows);
-                return Ok(());
-            }
-            value
-        }
-        WebhooksCommand::Delete { id } => {
-            client
-                .send(
-                    Method::DELETE,
-                    &format!("{base}/{}", segment(&id)),
-                    None,
-                    &[],
-                )
-                .await?;
-            if !global.json {
-                println!("deleted webhook {id}");
-                return Ok(());
-            }
-            json!({ "deleted": id })
-        }
-        WebhooksCommand::Deliveries { id } => {
-            let value = client
-                .get(&format!("{base}/{}/deliveries", segment(&id)))
-                .await?;
-            if !global.json {
-                let rows: Vec<Vec<String>> = value["deliveries"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|delivery| {
-                        vec![
-                            cell(delivery.get("id")),
-                            cell(delivery.get("event")),
-                            cell(delivery.get("status")),
-                            cell(delivery.get("attempts")),
-                            cell(delivery.get("lastError")),
-                        ]
-                    })
-                    .collect();
-                print_table(&["ID", "EVENT", "STATUS", "ATTEMPTS", "LAST ERROR"], &rows);
-                return Ok(());
-            }
-            value
-        }
-    };
-    print_json(&value);
-    Ok(())
 }
 
 #[cfg(test)]

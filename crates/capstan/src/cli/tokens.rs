@@ -1,0 +1,106 @@
+//! `capstan tokens`: API tokens.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{Global, segment};
+use crate::client::ApiClient;
+use crate::output::{cell, print_objects, print_response};
+
+#[derive(Subcommand)]
+pub(crate) enum TokensCommand {
+    /// Create a token and print it (only now; it is stored as a hash).
+    Create {
+        /// admin, editor, viewer, sdk or client.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: String,
+        /// The environment an sdk or client token evaluates in.
+        #[arg(long = "env", short = 'e')]
+        env: Option<String>,
+        /// Seconds until the token expires.
+        #[arg(long)]
+        expires_in: Option<i64>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Replace a token; the old one keeps working for the grace period.
+    Rotate {
+        id: String,
+        /// Seconds the old token keeps working (the server's default when omitted).
+        #[arg(long)]
+        grace: Option<i64>,
+    },
+    /// Revoke a token at once.
+    Revoke { id: String },
+}
+
+pub(crate) async fn run(
+    client: &ApiClient,
+    global: &Global,
+    command: TokensCommand,
+) -> anyhow::Result<()> {
+    match command {
+        TokensCommand::Create {
+            role,
+            name,
+            env,
+            expires_in,
+        } => {
+            let mut body = json!({ "role": role, "name": name, "project": global.project });
+            if let Some(env) = env {
+                body["environment"] = json!(env);
+            }
+            if let Some(seconds) = expires_in {
+                body["expiresInSeconds"] = json!(seconds);
+            }
+            let value = client.post("/api/v1/tokens", &body).await?;
+            // The token alone on stdout, so `TOKEN=$(capstan tokens create ...)` works.
+            print_response(global.json, &value, |value| {
+                println!("{}", cell(value.get("token")))
+            });
+        }
+        TokensCommand::List => {
+            let value = client.get("/api/v1/tokens").await?;
+            print_response(global.json, &value, |value| {
+                print_objects(
+                    value,
+                    "tokens",
+                    &[
+                        ("ID", "id"),
+                        ("NAME", "name"),
+                        ("ROLE", "role"),
+                        ("ENVIRONMENT", "environment"),
+                        ("HINT", "hint"),
+                        ("STATUS", "status"),
+                        ("EXPIRES", "expiresAt"),
+                    ],
+                )
+            });
+        }
+        TokensCommand::Rotate { id, grace } => {
+            let body = match grace {
+                Some(seconds) => json!({ "gracePeriodSeconds": seconds }),
+                None => json!({}),
+            };
+            let value = client
+                .post(&format!("/api/v1/tokens/{}/rotate", segment(&id)), &body)
+                .await?;
+            print_response(global.json, &value, |value| {
+                eprintln!(
+                    "{id} keeps working until {}",
+                    cell(value.get("replacedExpiresAt"))
+                );
+                println!("{}", cell(value.get("token")));
+            });
+        }
+        TokensCommand::Revoke { id } => {
+            let value = client
+                .delete(&format!("/api/v1/tokens/{}", segment(&id)))
+                .await?;
+            print_response(global.json, &value, |_| println!("revoked {id}"));
+        }
+    }
+    Ok(())
+}
