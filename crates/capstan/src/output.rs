@@ -1,5 +1,7 @@
 //! How the CLI prints: aligned tables for people, `--json` for scripts.
 
+use anyhow::Context;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub(crate) fn print_json(value: &Value) {
@@ -67,4 +69,26 @@ pub(crate) fn print_objects(value: &Value, field: &str, columns: &[(&str, &str)]
         })
         .collect();
     print_table(&header, &rows);
+}
+
+/// Prints an answer: as the server sent it with `--json`; otherwise decoded into its wire
+/// type `T` (the type the server answers with) and shown to people by `human`.
+pub(crate) fn print_answer<T: DeserializeOwned>(
+    json: bool,
+    value: &Value,
+    human: impl FnOnce(T),
+) -> anyhow::Result<()> {
+    if json {
+        print_json(value);
+    } else {
+        let answer = serde_json::from_value(value.clone())
+            .context("the server's answer does not have the shape this CLI knows")?;
+        human(answer);
+    }
+    Ok(())
+}
+
+/// An optional text as a cell: absent as "-".
+pub(crate) fn text_cell(text: Option<&str>) -> String {
+    text.unwrap_or("-").to_owned()
 }

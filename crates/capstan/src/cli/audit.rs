@@ -4,7 +4,9 @@ use clap::Args;
 
 use super::{Global, with_query};
 use crate::client::ApiClient;
-use crate::output::{print_objects, print_response};
+use capstan_server::core::wire::AuditLog;
+
+use crate::output::{print_answer, print_table, text_cell};
 
 #[derive(Args)]
 pub(crate) struct AuditArgs {
@@ -32,19 +34,24 @@ pub(crate) async fn run(
         ],
     );
     let value = client.get(&path).await?;
-    print_response(global.json, &value, |value| {
-        print_objects(
-            value,
-            "entries",
-            &[
-                ("ID", "id"),
-                ("AT", "at"),
-                ("ACTOR", "actor"),
-                ("ACTION", "action"),
-                ("ENVIRONMENT", "environment"),
-                ("KEY", "key"),
-            ],
-        )
-    });
-    Ok(())
+    print_answer(global.json, &value, |log: AuditLog| {
+        let rows: Vec<Vec<String>> = log
+            .entries
+            .into_iter()
+            .map(|entry| {
+                vec![
+                    entry.id.to_string(),
+                    entry.at,
+                    entry.actor,
+                    entry.action,
+                    text_cell(entry.environment.as_deref()),
+                    entry.key,
+                ]
+            })
+            .collect();
+        print_table(
+            &["ID", "AT", "ACTOR", "ACTION", "ENVIRONMENT", "KEY"],
+            &rows,
+        );
+    })
 }

@@ -7,7 +7,11 @@ use serde_json::{Map, Value, json};
 
 use super::{EnvArg, Global, json_option, segment};
 use crate::client::ApiClient;
-use crate::output::{cell, elements, print_json, print_objects, print_response, print_table};
+use capstan_server::flags::wire::{
+    EnvironmentFlag, EnvironmentFlagList, Flag, FlagHistory, FlagList, ImportSummary, Schedule,
+};
+
+use crate::output::{cell, print_answer, print_json, print_response, print_table};
 
 #[derive(Subcommand)]
 pub(crate) enum FlagsCommand {
@@ -137,64 +141,62 @@ fn project_flag_path(project: &str, key: &str) -> String {
     format!("{project}/flags/{}", segment(key))
 }
 
-fn print_flag(value: &Value) {
-    if value.get("environments").is_some() {
-        println!(
-            "{} ({})  {}",
-            cell(value.get("key")),
-            cell(value.get("type")),
-            cell(value.get("description"))
-        );
-        let rows: Vec<Vec<String>> = value["environments"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(env, config)| {
-                vec![
-                    env.clone(),
-                    cell(config.get("state")),
-                    cell(config.get("defaultVariant")),
-                    cell(config.get("version")),
-                ]
-            })
-            .collect();
-        print_table(&["ENVIRONMENT", "STATE", "DEFAULT", "VERSION"], &rows);
-    } else {
-        for field in [
-            "key",
-            "type",
-            "environment",
-            "state",
-            "defaultVariant",
-            "version",
-            "clientVisible",
-            "updatedAt",
-        ] {
-            println!("{field}: {}", cell(value.get(field)));
-        }
-        println!("variants: {}", cell(value.get("variants")));
-        if let Some(targeting) = value.get("targeting") {
-            println!("targeting: {targeting}");
-        }
-        if let Some(prerequisites) = value.get("prerequisites") {
-            println!("prerequisites: {prerequisites}");
-        }
+/// A flag across its project: attributes, then its state in every environment.
+fn print_flag(flag: Flag) {
+    let attributes = &flag.attributes;
+    println!(
+        "{} ({})  {}",
+        attributes.key, attributes.flag_type, attributes.description
+    );
+    let rows: Vec<Vec<String>> = flag
+        .environments
+        .iter()
+        .map(|(env, config)| {
+            vec![
+                env.clone(),
+                cell(config.definition.get("state")),
+                cell(config.definition.get("defaultVariant")),
+                config.version.to_string(),
+            ]
+        })
+        .collect();
+    print_table(&["ENVIRONMENT", "STATE", "DEFAULT", "VERSION"], &rows);
+}
+
+/// A flag in one environment, a field a line.
+fn print_flag_in(flag: EnvironmentFlag) {
+    let definition = &flag.config.definition;
+    println!("key: {}", flag.attributes.key);
+    println!("type: {}", flag.attributes.flag_type);
+    println!("environment: {}", flag.environment);
+    println!("state: {}", cell(definition.get("state")));
+    println!("defaultVariant: {}", cell(definition.get("defaultVariant")));
+    println!("version: {}", flag.config.version);
+    println!("clientVisible: {}", flag.attributes.client_visible);
+    println!("updatedAt: {}", flag.config.updated_at);
+    println!("variants: {}", cell(definition.get("variants")));
+    if let Some(targeting) = definition.get("targeting") {
+        println!("targeting: {targeting}");
+    }
+    if let Some(prerequisites) = definition.get("prerequisites") {
+        println!("prerequisites: {prerequisites}");
     }
 }
 
 /// Flags with their state in every environment, one line a flag.
-fn print_flags_everywhere(value: &Value) {
-    let rows: Vec<Vec<String>> = elements(value, "flags")
+fn print_flags_everywhere(list: FlagList) {
+    let rows: Vec<Vec<String>> = list
+        .flags
+        .iter()
         .map(|flag| {
-            let states: Vec<String> = flag["environments"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(env, config)| format!("{env}={}", cell(config.get("state"))))
+            let states: Vec<String> = flag
+                .environments
+                .iter()
+                .map(|(env, config)| format!("{env}={}", cell(config.definition.get("state"))))
                 .collect();
             vec![
-                cell(flag.get("key")),
-                cell(flag.get("type")),
+                flag.attributes.key.clone(),
+                flag.attributes.flag_type.clone(),
                 states.join(" "),
             ]
         })
@@ -202,15 +204,35 @@ fn print_flags_everywhere(value: &Value) {
     print_table(&["KEY", "TYPE", "ENVIRONMENTS"], &rows);
 }
 
-fn print_history(value: &Value) {
-    let rows: Vec<Vec<String>> = elements(value, "versions")
-        .map(|version| {
-            let state = version.get("config").and_then(|c| c.get("state"));
+/// Flags of one environment, one line a flag.
+fn print_flags_in(list: EnvironmentFlagList) {
+    let rows: Vec<Vec<String>> = list
+        .flags
+        .iter()
+        .map(|flag| {
             vec![
-                cell(version.get("version")),
-                cell(version.get("at")),
-                cell(version.get("actor")),
-                cell(version.get("action")),
+                flag.attributes.key.clone(),
+                flag.attributes.flag_type.clone(),
+                cell(flag.config.definition.get("state")),
+                cell(flag.config.definition.get("defaultVariant")),
+                flag.config.version.to_string(),
+            ]
+        })
+        .collect();
+    print_table(&["KEY", "TYPE", "STATE", "DEFAULT", "VERSION"], &rows);
+}
+
+fn print_history(history: FlagHistory) {
+    let rows: Vec<Vec<String>> = history
+        .versions
+        .iter()
+        .map(|version| {
+            let state = version.config.as_ref().and_then(|c| c.get("state"));
+            vec![
+                version.version.to_string(),
+                version.at.clone(),
+                version.actor.clone(),
+                version.action.clone(),
                 cell(state),
             ]
         })
@@ -231,20 +253,10 @@ pub(crate) async fn run(
                 None => format!("{project}/flags"),
             };
             let value = client.get(&path).await?;
-            print_response(global.json, &value, |value| match env {
-                Some(_) => print_objects(
-                    value,
-                    "flags",
-                    &[
-                        ("KEY", "key"),
-                        ("TYPE", "type"),
-                        ("STATE", "state"),
-                        ("DEFAULT", "defaultVariant"),
-                        ("VERSION", "version"),
-                    ],
-                ),
-                None => print_flags_everywhere(value),
-            });
+            match env {
+                Some(_) => print_answer(global.json, &value, print_flags_in)?,
+                None => print_answer(global.json, &value, print_flags_everywhere)?,
+            }
         }
         FlagsCommand::Get { key, env } => {
             let path = match &env {
@@ -252,7 +264,10 @@ pub(crate) async fn run(
                 None => project_flag_path(project, &key),
             };
             let value = client.get(&path).await?;
-            print_response(global.json, &value, print_flag);
+            match env {
+                Some(_) => print_answer(global.json, &value, print_flag_in)?,
+                None => print_answer(global.json, &value, print_flag)?,
+            }
         }
         FlagsCommand::Create {
             key,
@@ -365,20 +380,19 @@ pub(crate) async fn run(
         FlagsCommand::History { key, env } => {
             let path = flag_path(project, &env.env, &key);
             let value = client.get(&format!("{path}/history")).await?;
-            print_response(global.json, &value, print_history);
+            print_answer(global.json, &value, print_history)?;
         }
         FlagsCommand::Revert { key, env, version } => {
             let path = flag_path(project, &env.env, &key);
             let value = client
                 .post(&format!("{path}/revert"), &json!({ "version": version }))
                 .await?;
-            print_response(global.json, &value, |value| {
+            print_answer(global.json, &value, |flag: EnvironmentFlag| {
                 println!(
                     "reverted flag {key} in {} to version {version} (now version {})",
-                    env.env,
-                    cell(value.get("version"))
+                    env.env, flag.config.version
                 )
-            });
+            })?;
         }
         FlagsCommand::Schedule {
             key,
@@ -393,13 +407,12 @@ pub(crate) async fn run(
             }
             let path = flag_path(project, &env.env, &key);
             let value = client.post(&format!("{path}/schedules"), &body).await?;
-            print_response(global.json, &value, |value| {
+            print_answer(global.json, &value, |schedule: Schedule| {
                 println!(
                     "scheduled {action} of {key} in {} at {at} (id {})",
-                    env.env,
-                    cell(value.get("id"))
+                    env.env, schedule.id
                 )
-            });
+            })?;
         }
         FlagsCommand::Import { file, env, replace } => {
             let text =
@@ -411,16 +424,15 @@ pub(crate) async fn run(
                 environment_path(project, &env.env)
             );
             let value = client.post(&path, &document).await?;
-            print_response(global.json, &value, |value| {
-                let count = |field: &str| value[field].as_array().map_or(0, Vec::len);
+            print_answer(global.json, &value, |summary: ImportSummary| {
                 println!(
                     "imported {file} into {}: {} created, {} updated, {} removed",
                     env.env,
-                    count("created"),
-                    count("updated"),
-                    count("removed")
+                    summary.created.len(),
+                    summary.updated.len(),
+                    summary.removed.len()
                 );
-            });
+            })?;
         }
         FlagsCommand::Export { env } => {
             let path = format!("{}/flagd", environment_path(project, &env.env));
@@ -440,12 +452,11 @@ async fn toggle(
 ) -> anyhow::Result<()> {
     let path = flag_path(project, env, key);
     let value = client.post(&format!("{path}/{action}"), &json!({})).await?;
-    print_response(global.json, &value, |value| {
+    print_answer(global.json, &value, |flag: EnvironmentFlag| {
         println!(
             "{key} is {} in {env} (version {})",
-            cell(value.get("state")).to_lowercase(),
-            cell(value.get("version"))
+            cell(flag.config.definition.get("state")).to_lowercase(),
+            flag.config.version
         )
-    });
-    Ok(())
+    })
 }

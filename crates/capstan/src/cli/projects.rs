@@ -5,7 +5,9 @@ use serde_json::json;
 
 use super::Global;
 use crate::client::ApiClient;
-use crate::output::{print_objects, print_response};
+use capstan_server::core::wire::EnvironmentList;
+
+use crate::output::{print_answer, print_response, print_table};
 
 #[derive(Subcommand)]
 pub(crate) enum EnvCommand {
@@ -29,13 +31,14 @@ pub(crate) async fn run(
     match command {
         EnvCommand::List => {
             let value = client.get(&environments).await?;
-            print_response(global.json, &value, |value| {
-                print_objects(
-                    value,
-                    "environments",
-                    &[("KEY", "key"), ("NAME", "name"), ("REVISION", "revision")],
-                )
-            });
+            print_answer(global.json, &value, |list: EnvironmentList| {
+                let rows: Vec<Vec<String>> = list
+                    .environments
+                    .into_iter()
+                    .map(|env| vec![env.key, env.name, env.revision.to_string()])
+                    .collect();
+                print_table(&["KEY", "NAME", "REVISION"], &rows);
+            })?;
         }
         EnvCommand::Create { key, name } => {
             let mut body = json!({ "key": key });

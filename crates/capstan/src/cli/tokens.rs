@@ -5,7 +5,9 @@ use serde_json::json;
 
 use super::{Global, segment};
 use crate::client::ApiClient;
-use crate::output::{cell, print_objects, print_response};
+use capstan_server::core::wire::{CreatedToken, RotatedToken, TokenList};
+
+use crate::output::{print_answer, print_response, print_table, text_cell};
 
 #[derive(Subcommand)]
 pub(crate) enum TokensCommand {
@@ -57,27 +59,41 @@ pub(crate) async fn run(
             }
             let value = client.post("/api/v1/tokens", &body).await?;
             // The token alone on stdout, so `TOKEN=$(capstan tokens create ...)` works.
-            print_response(global.json, &value, |value| {
-                println!("{}", cell(value.get("token")))
-            });
+            print_answer(global.json, &value, |created: CreatedToken| {
+                println!("{}", created.secret)
+            })?;
         }
         TokensCommand::List => {
             let value = client.get("/api/v1/tokens").await?;
-            print_response(global.json, &value, |value| {
-                print_objects(
-                    value,
-                    "tokens",
+            print_answer(global.json, &value, |list: TokenList| {
+                let rows: Vec<Vec<String>> = list
+                    .tokens
+                    .into_iter()
+                    .map(|token| {
+                        vec![
+                            token.id,
+                            token.name,
+                            token.role,
+                            text_cell(token.environment.as_deref()),
+                            token.hint,
+                            token.status.as_str().to_owned(),
+                            text_cell(token.expires_at.as_deref()),
+                        ]
+                    })
+                    .collect();
+                print_table(
                     &[
-                        ("ID", "id"),
-                        ("NAME", "name"),
-                        ("ROLE", "role"),
-                        ("ENVIRONMENT", "environment"),
-                        ("HINT", "hint"),
-                        ("STATUS", "status"),
-                        ("EXPIRES", "expiresAt"),
+                        "ID",
+                        "NAME",
+                        "ROLE",
+                        "ENVIRONMENT",
+                        "HINT",
+                        "STATUS",
+                        "EXPIRES",
                     ],
-                )
-            });
+                    &rows,
+                );
+            })?;
         }
         TokensCommand::Rotate { id, grace } => {
             let body = match grace {
@@ -87,13 +103,10 @@ pub(crate) async fn run(
             let value = client
                 .post(&format!("/api/v1/tokens/{}/rotate", segment(&id)), &body)
                 .await?;
-            print_response(global.json, &value, |value| {
-                eprintln!(
-                    "{id} keeps working until {}",
-                    cell(value.get("replacedExpiresAt"))
-                );
-                println!("{}", cell(value.get("token")));
-            });
+            print_answer(global.json, &value, |rotated: RotatedToken| {
+                eprintln!("{id} keeps working until {}", rotated.replaced_expires_at);
+                println!("{}", rotated.created.secret);
+            })?;
         }
         TokensCommand::Revoke { id } => {
             let value = client
