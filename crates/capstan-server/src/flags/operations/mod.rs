@@ -5,7 +5,9 @@
 //! compiling the environments it changes, stored as one transaction and audited.
 
 pub mod events;
+pub mod flagd;
 pub mod schedules;
+pub mod segments;
 
 use std::sync::Arc;
 

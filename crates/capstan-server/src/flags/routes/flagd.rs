@@ -1,13 +1,9 @@
 //! Import and export of flagd flag-definition files, one environment at a time.
 
-use std::collections::BTreeSet;
-
 use axum::Json;
 use axum::extract::{Query, State};
-use capstan_model::{FlagKey, FlagType, SegmentKey};
-use capstan_store::{ConfigWrite, FlagRecord, FlagWrite, SegmentWrite};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -16,9 +12,8 @@ use crate::core::error::ApiError;
 use crate::core::paths;
 use crate::core::scope::{InEnvironment, permissions};
 use crate::flags::environments::flagd_json;
-use crate::flags::operations::{CONFIG_FIELDS, project_environments};
+use crate::flags::operations::flagd;
 use crate::flags::wire::{FlagdFile, ImportSummary};
-use crate::flags::write::{AuditDraft, Plan, mutate};
 use crate::state::AppState;
 
 const FLAGD_SCHEMA: &str = "https://flagd.dev/schema/v0/flags.json";
@@ -72,83 +67,6 @@ struct ImportQuery {
     replace: bool,
 }
 
-/// The parts of a flagd file, checked for shape (the engine checks the rest).
-struct ImportFile {
-    flags: Vec<(FlagKey, Map<String, Value>)>,
-    segments: Vec<(SegmentKey, Value)>,
-}
-
-fn read_file(document: &Value) -> Result<ImportFile, ApiError> {
-    let object = document
-        .as_object()
-        .ok_or_else(|| ApiError::field("$", "a flagd file is a JSON object"))?;
-    if let Some(field) = object.keys().find(|key| {
-        !matches!(
-            key.as_str(),
-            "$schema" | "flags" | "$evaluators" | "metadata"
-        )
-    }) {
-        return Err(ApiError::field(
-            field.clone(),
-            "unknown top-level field of a flagd file",
-        ));
-    }
-    let shared_metadata = match object.get("metadata") {
-        None => Map::new(),
-        Some(Value::Object(metadata)) => metadata.clone(),
-        Some(_) => return Err(ApiError::field("metadata", "expected an object")),
-    };
-    let flags = match object.get("flags") {
-        Some(Value::Object(flags)) => flags,
-        Some(_) => return Err(ApiError::field("flags", "expected an object")),
-        None => return Err(ApiError::field("flags", "is required")),
-    };
-    let mut out = ImportFile {
-        flags: Vec::new(),
-        segments: Vec::new(),
-    };
-    for (key, config) in flags {
-        let path = format!("flags.{key}");
-        let flag =
-            FlagKey::parse(key.clone()).map_err(|error| ApiError::field(path.clone(), error))?;
-        let mut config = config
-            .as_object()
-            .cloned()
-            .ok_or_else(|| ApiError::field(path.clone(), "expected an object"))?;
-        if let Some(field) = config
-            .keys()
-            .find(|field| !CONFIG_FIELDS.contains(&field.as_str()))
-        {
-            return Err(ApiError::field(
-                format!("{path}.{field}"),
-                "unknown field of a flag",
-            ));
-        }
-        // The file's shared metadata applies to every flag under the flag's own, as flagd
-        // merges them; stored per flag, it survives export.
-        if !shared_metadata.is_empty() {
-            let mut metadata = shared_metadata.clone();
-            if let Some(Value::Object(own)) = config.get("metadata") {
-                metadata.extend(own.clone());
-            }
-            config.insert("metadata".into(), Value::Object(metadata));
-        }
-        out.flags.push((flag, config));
-    }
-    match object.get("$evaluators") {
-        None => {}
-        Some(Value::Object(evaluators)) => {
-            for (key, rule) in evaluators {
-                let segment = SegmentKey::parse(key.clone())
-                    .map_err(|error| ApiError::field(format!("$evaluators.{key}"), error))?;
-                out.segments.push((segment, rule.clone()));
-            }
-        }
-        Some(_) => return Err(ApiError::field("$evaluators", "expected an object")),
-    }
-    Ok(out)
-}
-
 #[utoipa::path(
     post,
     path = "/api/v1/projects/{project}/environments/{environment}/flagd",
@@ -170,143 +88,21 @@ async fn import(
     Query(query): Query<ImportQuery>,
     JsonBody(document): JsonBody<Value>,
 ) -> Result<Json<ImportSummary>, ApiError> {
-    let file = read_file(&document)?;
-    let environments = project_environments(&state, &project).await?;
-    if !environments.contains(&environment) {
-        return Err(ApiError::NotFound {
-            kind: "environment",
-            key: environment.to_string(),
-        });
-    }
-    let (summary, applied) = mutate::<_, ApiError>(&state, &principal.name, &project, &environments, |snapshots, now| {
-        let target = snapshots
-            .iter()
-            .find(|snapshot| snapshot.environment == environment)
-            .ok_or_else(|| ApiError::NotFound { kind: "environment", key: environment.to_string() })?;
-        let mut created = Vec::new();
-        let mut updated = Vec::new();
-        let mut removed = Vec::new();
-        let mut plan_flags = Vec::new();
-        let mut configs = Vec::new();
-        for (flag, config) in &file.flags {
-            let existing = target.flag(flag);
-            let current = target.config(flag);
-            let config_value = Value::Object(config.clone());
-            if existing.is_none() {
-                let variants = config.get("variants").and_then(Value::as_object);
-                let flag_type = variants
-                    .and_then(|variants| FlagType::infer(variants.values()))
-                    .ok_or_else(|| {
-                        ApiError::InvalidDefinition(format!(
-                            "flags.{flag}.variants: a new flag needs variants that all hold values of one type"
-                        ))
-                    })?;
-                plan_flags.push(FlagWrite::Upsert(FlagRecord {
-                    key: flag.clone(),
-                    flag_type,
-                    description: String::new(),
-                    client_visible: false,
-                    created_at: now,
-                }));
-                created.push(flag.to_string());
-                // The other environments get the flag too, disabled, with the same variants.
-                let mut disabled = Map::new();
-                disabled.insert("state".into(), json!("DISABLED"));
-                for field in ["variants", "defaultVariant"] {
-                    if let Some(value) = config.get(field) {
-                        disabled.insert(field.into(), value.clone());
-                    }
-                }
-                for other in snapshots.iter().filter(|snapshot| snapshot.environment != environment) {
-                    configs.push(ConfigWrite {
-                        environment: other.environment.clone(),
-                        flag: flag.clone(),
-                        expected_version: None,
-                        config: Some(Value::Object(disabled.clone())),
-                    });
-                }
-            } else if current.is_some_and(|current| current.config == config_value) {
-                continue;
-            } else {
-                updated.push(flag.to_string());
-            }
-            configs.push(ConfigWrite {
-                environment: environment.clone(),
-                flag: flag.clone(),
-                expected_version: current.map(|current| current.version),
-                config: Some(config_value),
-            });
-        }
-        let in_file: BTreeSet<&FlagKey> = file.flags.iter().map(|(flag, _)| flag).collect();
-        if query.replace {
-            for current in target.state.configs.iter().filter(|config| !in_file.contains(&config.flag)) {
-                removed.push(current.flag.to_string());
-                configs.push(ConfigWrite {
-                    environment: environment.clone(),
-                    flag: current.flag.clone(),
-                    expected_version: Some(current.version),
-                    config: None,
-                });
-            }
-        }
-        let mut segments = Vec::new();
-        for (segment, rule) in &file.segments {
-            let current = target.state.segments.iter().find(|record| &record.key == segment);
-            if current.is_some_and(|current| &current.rule == rule) {
-                continue;
-            }
-            segments.push(SegmentWrite {
-                environment: environment.clone(),
-                key: segment.clone(),
-                expected_version: current.map(|current| current.version),
-                segment: Some((current.map(|c| c.description.clone()).unwrap_or_default(), rule.clone())),
-            });
-        }
-        if query.replace {
-            let in_file: BTreeSet<&SegmentKey> = file.segments.iter().map(|(segment, _)| segment).collect();
-            for current in target.state.segments.iter().filter(|segment| !in_file.contains(&segment.key)) {
-                segments.push(SegmentWrite {
-                    environment: environment.clone(),
-                    key: current.key.clone(),
-                    expected_version: Some(current.version),
-                    segment: None,
-                });
-            }
-        }
-        let changes = json!({
-            "created": created,
-            "updated": updated,
-            "removed": removed,
-            "segmentsChanged": segments.len(),
-        });
-        let summary = ImportSummary {
-            segments_changed: segments.len(),
-            created,
-            updated,
-            removed,
-            changed: false,
-            audit_id: None,
-        };
-        let mut plan = Plan::new(
-            AuditDraft {
-                action: "flagd.import",
-                environment: Some(environment.clone()),
-                resource_kind: "environment",
-                resource_key: environment.to_string(),
-                before: None,
-                after: Some(json!({ "replace": query.replace, "changes": changes })),
-            },
-            summary,
-        );
-        plan.flags = plan_flags;
-        plan.configs = configs;
-        plan.segments = segments;
-        Ok(plan)
-    })
+    let file = flagd::read_file(&document)?;
+    let outcome = flagd::import(
+        &state,
+        &principal.name,
+        (&project, &environment),
+        &file,
+        query.replace,
+    )
     .await?;
     Ok(Json(ImportSummary {
-        changed: applied.is_some(),
-        audit_id: applied.map(|applied| applied.audit_id),
-        ..summary
+        changed: outcome.audit_id.is_some(),
+        audit_id: outcome.audit_id,
+        segments_changed: outcome.segments_changed,
+        created: outcome.created,
+        updated: outcome.updated,
+        removed: outcome.removed,
     }))
 }

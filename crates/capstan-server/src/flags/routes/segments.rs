@@ -5,9 +5,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use capstan_model::SegmentKey;
-use capstan_store::{SegmentRecord, SegmentWrite};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -16,9 +15,8 @@ use crate::core::body::{JsonBody, if_match, key};
 use crate::core::error::ApiError;
 use crate::core::paths;
 use crate::core::scope::{InEnvironment, permissions};
-use crate::flags::environments::EnvironmentSnapshot;
+use crate::flags::operations::segments;
 use crate::flags::wire::{Segment, SegmentList};
-use crate::flags::write::{AuditDraft, Plan, mutate};
 use crate::state::AppState;
 
 permissions! {
@@ -32,29 +30,6 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         put_segment,
         delete_segment
     ))
-}
-
-fn find_segment<'a>(
-    snapshot: &'a EnvironmentSnapshot,
-    segment: &SegmentKey,
-) -> Option<&'a SegmentRecord> {
-    snapshot
-        .state
-        .segments
-        .iter()
-        .find(|record| &record.key == segment)
-}
-
-fn segment_not_found(segment: &SegmentKey) -> ApiError {
-    ApiError::NotFound {
-        kind: "segment",
-        key: segment.to_string(),
-    }
-}
-
-/// A segment as the audit trail records it.
-fn segment_json(segment: &SegmentRecord) -> Value {
-    serde_json::to_value(Segment::from(segment)).unwrap_or_default()
 }
 
 #[utoipa::path(
@@ -74,8 +49,11 @@ async fn list(
         ..
     }: InEnvironment<ReadSegments>,
 ) -> Result<Json<SegmentList>, ApiError> {
-    let snapshot = state.environments.get(&project, &environment).await?;
-    let segments = snapshot.state.segments.iter().map(Segment::from).collect();
+    let segments = segments::list(&state, &project, &environment)
+        .await?
+        .iter()
+        .map(Segment::from)
+        .collect();
     Ok(Json(SegmentList { segments }))
 }
 
@@ -98,9 +76,8 @@ async fn get_segment(
     Path(paths::SegmentInEnvironment { segment, .. }): Path<paths::SegmentInEnvironment>,
 ) -> Result<Json<Segment>, ApiError> {
     let segment = key("segment", &segment, SegmentKey::parse)?;
-    let snapshot = state.environments.get(&project, &environment).await?;
-    let record = find_segment(&snapshot, &segment).ok_or_else(|| segment_not_found(&segment))?;
-    Ok(Json(Segment::from(record)))
+    let record = segments::get(&state, (&project, &environment, &segment)).await?;
+    Ok(Json(Segment::from(&record)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -135,51 +112,20 @@ async fn put_segment(
 ) -> Result<(StatusCode, Json<Segment>), ApiError> {
     let segment = key("segment", &segment, SegmentKey::parse)?;
     let expected = if_match(&headers)?;
-    let (created, _) = mutate::<_, ApiError>(
+    let (record, created) = segments::put(
         &state,
         &principal.name,
-        &project,
-        std::slice::from_ref(&environment),
-        |snapshots, _| {
-            let current = find_segment(&snapshots[0], &segment);
-            if let (Some(expected), Some(current)) = (expected, current)
-                && expected != current.version
-            {
-                return Err(ApiError::VersionConflict {
-                    kind: "segment",
-                    key: segment.to_string(),
-                    current_version: current.version,
-                });
-            }
-            let mut plan = Plan::new(
-                AuditDraft {
-                    action: "segment.put",
-                    environment: Some(environment.clone()),
-                    resource_kind: "segment",
-                    resource_key: segment.to_string(),
-                    before: current.map(segment_json),
-                    after: Some(json!({ "description": body.description, "rule": body.rule })),
-                },
-                current.is_none(),
-            );
-            plan.segments.push(SegmentWrite {
-                environment: environment.clone(),
-                key: segment.clone(),
-                expected_version: current.map(|s| s.version),
-                segment: Some((body.description.clone(), body.rule.clone())),
-            });
-            Ok(plan)
-        },
+        (&project, &environment, &segment),
+        (body.description, body.rule),
+        expected,
     )
     .await?;
-    let snapshot = state.environments.get(&project, &environment).await?;
-    let record = find_segment(&snapshot, &segment).ok_or_else(|| segment_not_found(&segment))?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(Segment::from(record))))
+    Ok((status, Json(Segment::from(&record))))
 }
 
 #[utoipa::path(
@@ -202,34 +148,6 @@ async fn delete_segment(
     Path(paths::SegmentInEnvironment { segment, .. }): Path<paths::SegmentInEnvironment>,
 ) -> Result<StatusCode, ApiError> {
     let segment = key("segment", &segment, SegmentKey::parse)?;
-    mutate::<_, ApiError>(
-        &state,
-        &principal.name,
-        &project,
-        std::slice::from_ref(&environment),
-        |snapshots, _| {
-            let current =
-                find_segment(&snapshots[0], &segment).ok_or_else(|| segment_not_found(&segment))?;
-            let mut plan = Plan::new(
-                AuditDraft {
-                    action: "segment.delete",
-                    environment: Some(environment.clone()),
-                    resource_kind: "segment",
-                    resource_key: segment.to_string(),
-                    before: Some(segment_json(current)),
-                    after: None,
-                },
-                (),
-            );
-            plan.segments.push(SegmentWrite {
-                environment: environment.clone(),
-                key: segment.clone(),
-                expected_version: Some(current.version),
-                segment: None,
-            });
-            Ok(plan)
-        },
-    )
-    .await?;
+    segments::delete(&state, &principal.name, (&project, &environment, &segment)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
