@@ -115,7 +115,7 @@ pub async fn import(
     if !environments.contains(environment) {
         return Err(FlagError::not_found("environment", environment));
     }
-    let (outcome, applied) = mutate::<_, FlagError>(state, actor, &project, &environments, |snapshots, now| {
+    let (outcome, applied) = mutate::<_, FlagError>(state, actor, project, &environments, |snapshots, now| {
         let target = snapshots
             .iter()
             .find(|snapshot| &snapshot.environment == environment)
