@@ -1,11 +1,13 @@
 //! Import of flagd flag-definition files, one environment at a time.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey, SegmentKey};
 use capstan_store::{ConfigWrite, FlagRecord, FlagWrite, SegmentWrite};
 use serde_json::{Map, Value, json};
 
+use crate::flags::environments::EnvironmentSnapshot;
 use crate::flags::error::FlagError;
 use crate::flags::operations::{CONFIG_FIELDS, project_environments};
 use crate::flags::write::{AuditDraft, Plan, mutate};
@@ -115,133 +117,166 @@ pub async fn import(
     if !environments.contains(environment) {
         return Err(FlagError::not_found("environment", environment));
     }
-    let (outcome, applied) = mutate::<_, FlagError>(state, actor, project, &environments, |snapshots, now| {
-        let target = snapshots
-            .iter()
-            .find(|snapshot| &snapshot.environment == environment)
-            .ok_or_else(|| FlagError::not_found("environment", environment))?;
-        let mut created = Vec::new();
-        let mut updated = Vec::new();
-        let mut removed = Vec::new();
-        let mut plan_flags = Vec::new();
-        let mut configs = Vec::new();
-        for (flag, config) in &file.flags {
-            let existing = target.flag(flag);
-            let current = target.config(flag);
-            let config_value = Value::Object(config.clone());
-            if existing.is_none() {
-                let variants = config.get("variants").and_then(Value::as_object);
-                let flag_type = variants
-                    .and_then(|variants| FlagType::infer(variants.values()))
-                    .ok_or_else(|| {
-                        FlagError::InvalidDefinition(format!(
-                            "flags.{flag}.variants: a new flag needs variants that all hold values of one type"
-                        ))
-                    })?;
-                plan_flags.push(FlagWrite::Upsert(FlagRecord {
-                    key: flag.clone(),
-                    flag_type,
-                    description: String::new(),
-                    client_visible: false,
-                    created_at: now,
-                }));
-                created.push(flag.to_string());
-                // The other environments get the flag too, disabled, with the same variants.
-                let mut disabled = Map::new();
-                disabled.insert("state".into(), json!("DISABLED"));
-                for field in ["variants", "defaultVariant"] {
-                    if let Some(value) = config.get(field) {
-                        disabled.insert(field.into(), value.clone());
-                    }
-                }
-                for other in snapshots.iter().filter(|snapshot| &snapshot.environment != environment) {
-                    configs.push(ConfigWrite {
-                        environment: other.environment.clone(),
-                        flag: flag.clone(),
-                        expected_version: None,
-                        config: Some(Value::Object(disabled.clone())),
-                    });
-                }
-            } else if current.is_some_and(|current| current.config == config_value) {
-                continue;
-            } else {
-                updated.push(flag.to_string());
-            }
-            configs.push(ConfigWrite {
-                environment: environment.clone(),
-                flag: flag.clone(),
-                expected_version: current.map(|current| current.version),
-                config: Some(config_value),
-            });
-        }
-        let in_file: BTreeSet<&FlagKey> = file.flags.iter().map(|(flag, _)| flag).collect();
-        if replace {
-            for current in target.state.configs.iter().filter(|config| !in_file.contains(&config.flag)) {
-                removed.push(current.flag.to_string());
-                configs.push(ConfigWrite {
-                    environment: environment.clone(),
-                    flag: current.flag.clone(),
-                    expected_version: Some(current.version),
-                    config: None,
-                });
-            }
-        }
-        let mut segments = Vec::new();
-        for (segment, rule) in &file.segments {
-            let current = target.state.segments.iter().find(|record| &record.key == segment);
-            if current.is_some_and(|current| &current.rule == rule) {
-                continue;
-            }
-            segments.push(SegmentWrite {
-                environment: environment.clone(),
-                key: segment.clone(),
-                expected_version: current.map(|current| current.version),
-                segment: Some((current.map(|c| c.description.clone()).unwrap_or_default(), rule.clone())),
-            });
-        }
-        if replace {
-            let in_file: BTreeSet<&SegmentKey> = file.segments.iter().map(|(segment, _)| segment).collect();
-            for current in target.state.segments.iter().filter(|segment| !in_file.contains(&segment.key)) {
-                segments.push(SegmentWrite {
-                    environment: environment.clone(),
-                    key: current.key.clone(),
-                    expected_version: Some(current.version),
-                    segment: None,
-                });
-            }
-        }
-        let changes = json!({
-            "created": created,
-            "updated": updated,
-            "removed": removed,
-            "segmentsChanged": segments.len(),
-        });
-        let outcome = ImportOutcome {
-            segments_changed: segments.len(),
-            created,
-            updated,
-            removed,
-            audit_id: None,
-        };
-        let mut plan = Plan::new(
-            AuditDraft {
-                action: "flagd.import",
-                environment: Some(environment.clone()),
-                resource_kind: "environment",
-                resource_key: environment.to_string(),
-                before: None,
-                after: Some(json!({ "replace": replace, "changes": changes })),
-            },
-            outcome,
-        );
-        plan.flags = plan_flags;
-        plan.configs = configs;
-        plan.segments = segments;
-        Ok(plan)
-    })
-    .await?;
+    let (outcome, applied) =
+        mutate::<_, FlagError>(state, actor, project, &environments, |snapshots, now| {
+            plan_import(snapshots, environment, file, replace, now)
+        })
+        .await?;
     Ok(ImportOutcome {
         audit_id: applied.map(|applied| applied.audit_id),
         ..outcome
     })
+}
+
+/// The change an import makes, planned over the project's environments as they are now.
+fn plan_import(
+    snapshots: &[Arc<EnvironmentSnapshot>],
+    environment: &EnvironmentKey,
+    file: &ImportFile,
+    replace: bool,
+    now: i64,
+) -> Result<Plan<ImportOutcome>, FlagError> {
+    let target = snapshots
+        .iter()
+        .find(|snapshot| &snapshot.environment == environment)
+        .ok_or_else(|| FlagError::not_found("environment", environment))?;
+    let mut created = Vec::new();
+    let mut updated = Vec::new();
+    let mut removed = Vec::new();
+    let mut plan_flags = Vec::new();
+    let mut configs = Vec::new();
+    for (flag, config) in &file.flags {
+        let existing = target.flag(flag);
+        let current = target.config(flag);
+        let config_value = Value::Object(config.clone());
+        if existing.is_none() {
+            let variants = config.get("variants").and_then(Value::as_object);
+            let flag_type = variants
+                .and_then(|variants| FlagType::infer(variants.values()))
+                .ok_or_else(|| {
+                    FlagError::InvalidDefinition(format!(
+                        "flags.{flag}.variants: a new flag needs variants that all hold values of one type"
+                    ))
+                })?;
+            plan_flags.push(FlagWrite::Upsert(FlagRecord {
+                key: flag.clone(),
+                flag_type,
+                description: String::new(),
+                client_visible: false,
+                created_at: now,
+            }));
+            created.push(flag.to_string());
+            // The other environments get the flag too, disabled, with the same variants.
+            let mut disabled = Map::new();
+            disabled.insert("state".into(), json!("DISABLED"));
+            for field in ["variants", "defaultVariant"] {
+                if let Some(value) = config.get(field) {
+                    disabled.insert(field.into(), value.clone());
+                }
+            }
+            for other in snapshots
+                .iter()
+                .filter(|snapshot| &snapshot.environment != environment)
+            {
+                configs.push(ConfigWrite {
+                    environment: other.environment.clone(),
+                    flag: flag.clone(),
+                    expected_version: None,
+                    config: Some(Value::Object(disabled.clone())),
+                });
+            }
+        } else if current.is_some_and(|current| current.config == config_value) {
+            continue;
+        } else {
+            updated.push(flag.to_string());
+        }
+        configs.push(ConfigWrite {
+            environment: environment.clone(),
+            flag: flag.clone(),
+            expected_version: current.map(|current| current.version),
+            config: Some(config_value),
+        });
+    }
+    let in_file: BTreeSet<&FlagKey> = file.flags.iter().map(|(flag, _)| flag).collect();
+    if replace {
+        for current in target
+            .state
+            .configs
+            .iter()
+            .filter(|config| !in_file.contains(&config.flag))
+        {
+            removed.push(current.flag.to_string());
+            configs.push(ConfigWrite {
+                environment: environment.clone(),
+                flag: current.flag.clone(),
+                expected_version: Some(current.version),
+                config: None,
+            });
+        }
+    }
+    let mut segments = Vec::new();
+    for (segment, rule) in &file.segments {
+        let current = target
+            .state
+            .segments
+            .iter()
+            .find(|record| &record.key == segment);
+        if current.is_some_and(|current| &current.rule == rule) {
+            continue;
+        }
+        segments.push(SegmentWrite {
+            environment: environment.clone(),
+            key: segment.clone(),
+            expected_version: current.map(|current| current.version),
+            segment: Some((
+                current.map(|c| c.description.clone()).unwrap_or_default(),
+                rule.clone(),
+            )),
+        });
+    }
+    if replace {
+        let in_file: BTreeSet<&SegmentKey> =
+            file.segments.iter().map(|(segment, _)| segment).collect();
+        for current in target
+            .state
+            .segments
+            .iter()
+            .filter(|segment| !in_file.contains(&segment.key))
+        {
+            segments.push(SegmentWrite {
+                environment: environment.clone(),
+                key: current.key.clone(),
+                expected_version: Some(current.version),
+                segment: None,
+            });
+        }
+    }
+    let changes = json!({
+        "created": created,
+        "updated": updated,
+        "removed": removed,
+        "segmentsChanged": segments.len(),
+    });
+    let outcome = ImportOutcome {
+        segments_changed: segments.len(),
+        created,
+        updated,
+        removed,
+        audit_id: None,
+    };
+    let mut plan = Plan::new(
+        AuditDraft {
+            action: "flagd.import",
+            environment: Some(environment.clone()),
+            resource_kind: "environment",
+            resource_key: environment.to_string(),
+            before: None,
+            after: Some(json!({ "replace": replace, "changes": changes })),
+        },
+        outcome,
+    );
+    plan.flags = plan_flags;
+    plan.configs = configs;
+    plan.segments = segments;
+    Ok(plan)
 }
