@@ -12,6 +12,7 @@ pub mod driver;
 pub mod features;
 mod personalizer;
 mod routes;
+pub mod wire;
 pub mod writer;
 
 use std::collections::HashMap;

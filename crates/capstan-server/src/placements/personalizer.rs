@@ -20,6 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::routes::{check_event_id, placement_scope, surface_key};
+use super::wire::RankResponse;
 use super::{RankInput, SurfaceSettings};
 use crate::core::auth::Principal;
 use crate::core::body::parse_json;
@@ -126,7 +127,7 @@ async fn rank(
     principal: &Principal,
     surface: Option<String>,
     body: &[u8],
-) -> Result<(StatusCode, Json<Value>), PersonalizerError> {
+) -> Result<(StatusCode, Json<RankResponse>), PersonalizerError> {
     let project = placement_scope(principal)?;
     let surface = match surface {
         Some(surface) => {
@@ -174,19 +175,7 @@ async fn rank(
         },
     )
     .await?;
-    let ranking: Vec<Value> = output
-        .ranking
-        .iter()
-        .map(|(id, probability)| json!({ "id": id, "probability": probability }))
-        .collect();
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "ranking": ranking,
-            "eventId": output.event_id,
-            "rewardActionId": output.ranking[0].0,
-        })),
-    ))
+    Ok((StatusCode::CREATED, Json(RankResponse::from(&output))))
 }
 
 async fn reward(
@@ -214,13 +203,13 @@ async fn activate(
 #[utoipa::path(post, path = "/personalizer/v1.0/rank", tag = "personalizer",
     summary = "Azure Personalizer rank, on the surface `personalizer` (placement key)",
     request_body = RankRequest,
-    responses((status = 201, description = "{ranking, eventId, rewardActionId}", body = serde_json::Value)),
+    responses((status = 201, description = "Ranked", body = RankResponse)),
     security(("bearer" = [])))]
 async fn rank_default(
     State(state): State<AppState>,
     principal: Principal,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<Value>), PersonalizerError> {
+) -> Result<(StatusCode, Json<RankResponse>), PersonalizerError> {
     rank(&state, &principal, None, &body).await
 }
 
@@ -256,14 +245,14 @@ async fn activate_default(
     summary = "Azure Personalizer rank on a named surface (placement key)",
     params(("surface" = String, Path, description = "Surface key")),
     request_body = RankRequest,
-    responses((status = 201, description = "{ranking, eventId, rewardActionId}", body = serde_json::Value)),
+    responses((status = 201, description = "Ranked", body = RankResponse)),
     security(("bearer" = [])))]
 async fn rank_on_surface(
     State(state): State<AppState>,
     principal: Principal,
     Path(surface): Path<String>,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<Value>), PersonalizerError> {
+) -> Result<(StatusCode, Json<RankResponse>), PersonalizerError> {
     rank(&state, &principal, Some(surface), &body).await
 }
 

@@ -11,11 +11,13 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{RankInput, SurfaceSettings, new_event_id, policy_name};
-use crate::core::body::{JsonBody, key};
-
+use super::wire::{
+    Decision, DecisionPage, Item, ItemLearning, ItemList, ItemStatus, Lift, Ranking, StoredItems,
+    Surface, SurfaceDetail, SurfaceList,
+};
+use super::{RankInput, SurfaceSettings, new_event_id};
 use crate::core::auth::Principal;
-use crate::core::clock::rfc3339;
+use crate::core::body::{JsonBody, key};
 use crate::core::error::{ApiError, ErrorCode};
 use crate::core::paths;
 use crate::core::scope::{InProject, permissions};
@@ -79,24 +81,9 @@ fn audit(
     }
 }
 
-fn surface_json(surface: &SurfaceRecord) -> Value {
-    json!({
-        "key": surface.key.as_str(),
-        "description": surface.description,
-        "settings": surface.settings,
-        "createdAt": rfc3339(surface.created_at),
-        "updatedAt": rfc3339(surface.updated_at),
-    })
-}
-
-fn item_json(item: &ItemRecord) -> Value {
-    json!({
-        "id": item.id,
-        "features": item.features,
-        "status": item.status,
-        "createdAt": rfc3339(item.created_at),
-        "updatedAt": rfc3339(item.updated_at),
-    })
+/// An answer as the audit trail records it.
+fn audited(answer: &impl serde::Serialize) -> Value {
+    serde_json::to_value(answer).unwrap_or_default()
 }
 
 #[utoipa::path(
@@ -105,21 +92,21 @@ fn item_json(item: &ItemRecord) -> Value {
     tag = "placements",
     summary = "Placement surfaces",
     params(paths::Project),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = SurfaceList), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_surfaces(
     State(state): State<AppState>,
     InProject { project, .. }: InProject<ReadSurfaces>,
-) -> Result<Json<Value>, ApiError> {
-    let surfaces: Vec<Value> = state
+) -> Result<Json<SurfaceList>, ApiError> {
+    let surfaces = state
         .store
         .list_surfaces(&project)
         .await?
         .iter()
-        .map(surface_json)
-        .collect();
-    Ok(Json(json!({ "surfaces": surfaces })))
+        .map(Surface::try_from)
+        .collect::<Result<_, _>>()?;
+    Ok(Json(SurfaceList { surfaces }))
 }
 
 /// A surface's description and settings; settings given are merged into the current
@@ -149,7 +136,7 @@ fn merge(base: &mut Value, overlay: &Value) {
     summary = "Create a surface or change its description and settings",
     params(paths::Surface),
     request_body = PutSurface,
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = Surface), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn put_surface(
@@ -159,7 +146,7 @@ async fn put_surface(
     }: InProject<ManageSurfaces>,
     Path(paths::Surface { surface, .. }): Path<paths::Surface>,
     JsonBody(body): JsonBody<PutSurface>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Surface>, ApiError> {
     let surface = surface_key(&surface)?;
     let now = state.clock.now_ms();
     let current = match state.store.surface(&project, &surface).await {
@@ -214,6 +201,7 @@ async fn put_surface(
         created_at: current.as_ref().map_or(now, |c| c.created_at),
         updated_at: now,
     };
+    let answer = Surface::new(&record, &parsed);
     state
         .store
         .upsert_surface(
@@ -223,13 +211,13 @@ async fn put_surface(
                 &project,
                 "surface.put",
                 surface.as_str(),
-                surface_json(&record),
+                audited(&answer),
                 now,
             ),
         )
         .await?;
     state.placements.forget(&project, &surface);
-    Ok(Json(surface_json(&record)))
+    Ok(Json(answer))
 }
 
 #[utoipa::path(
@@ -238,14 +226,14 @@ async fn put_surface(
     tag = "placements",
     summary = "A surface with its settings, the lift of personalisation and each item's impressions and testing state",
     params(paths::Surface),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = SurfaceDetail), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn get_surface(
     State(state): State<AppState>,
     InProject { project, .. }: InProject<ReadSurfaces>,
     Path(paths::Surface { surface, .. }): Path<paths::Surface>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SurfaceDetail>, ApiError> {
     let surface = surface_key(&surface)?;
     let record = state.store.surface(&project, &surface).await?;
     let learner = state.placements.get(&state, &project, &surface).await?;
@@ -253,34 +241,14 @@ async fn get_surface(
         let model = learner.learner.read().unwrap_or_else(|p| p.into_inner());
         (model.lift(), model.item_stats())
     };
-    let mut body = surface_json(&record);
-    body["modelVersion"] = json!(
-        learner
+    Ok(Json(SurfaceDetail {
+        surface: Surface::try_from(&record)?,
+        model_version: learner
             .model_version
-            .load(std::sync::atomic::Ordering::Relaxed)
-    );
-    let arm = |summary: &capstan_bandit::ArmSummary| json!({ "decisions": summary.samples, "meanReward": summary.mean });
-    body["lift"] = json!({
-        "personalized": arm(&lift.personalized),
-        "holdout": arm(&lift.holdout),
-        "testing": arm(&lift.testing),
-        // Personalised minus holdout mean reward, with a 95% interval (Welch).
-        "difference": lift.difference.map(|d| json!({ "estimate": d.estimate, "low": d.low, "high": d.high })),
-    });
-    body["items"] = Value::Array(
-        items
-            .iter()
-            .map(|item| {
-                json!({
-                    "id": item.id,
-                    "impressions": item.impressions,
-                    "rewardSum": item.reward_sum,
-                    "underTest": item.under_test,
-                })
-            })
-            .collect(),
-    );
-    Ok(Json(body))
+            .load(std::sync::atomic::Ordering::Relaxed),
+        lift: Lift::from(&lift),
+        items: items.iter().map(ItemLearning::from).collect(),
+    }))
 }
 
 /// An item of a surface.
@@ -325,17 +293,15 @@ fn item_record(
         ));
     }
     super::features::parse_features(&format!("{field}features"), &features)?;
-    let status = status.unwrap_or_else(|| "live".to_owned());
-    if !matches!(status.as_str(), "live" | "retired") {
-        return Err(ApiError::field(
-            format!("{field}status"),
-            "expected live or retired",
-        ));
-    }
+    let status = match status.as_deref() {
+        None => ItemStatus::Live,
+        Some(text) => ItemStatus::parse(text)
+            .ok_or_else(|| ApiError::field(format!("{field}status"), "expected live or retired"))?,
+    };
     Ok(ItemRecord {
         id,
         features,
-        status,
+        status: status.as_str().to_owned(),
         created_at: now,
         updated_at: now,
     })
@@ -348,7 +314,7 @@ fn item_record(
     summary = "Create or replace one item of a surface",
     params(paths::SurfaceItem),
     request_body = PutItem,
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = Item), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn put_item(
@@ -358,11 +324,11 @@ async fn put_item(
     }: InProject<ManageItems>,
     Path(paths::SurfaceItem { surface, id, .. }): Path<paths::SurfaceItem>,
     JsonBody(body): JsonBody<PutItem>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Item>, ApiError> {
     let surface = surface_key(&surface)?;
     let now = state.clock.now_ms();
     let item = item_record("", id, body.features, body.status, now)?;
-    let after = item_json(&item);
+    let answer = Item::try_from(&item)?;
     state
         .store
         .upsert_items(
@@ -374,12 +340,12 @@ async fn put_item(
                 &project,
                 "item.put",
                 surface.as_str(),
-                after.clone(),
+                audited(&answer),
                 now,
             ),
         )
         .await?;
-    Ok(Json(after))
+    Ok(Json(answer))
 }
 
 #[utoipa::path(
@@ -389,7 +355,7 @@ async fn put_item(
     summary = "Create or replace several items of a surface, all or none",
     params(paths::Surface),
     request_body = PutItems,
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = StoredItems), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn put_items(
@@ -399,7 +365,7 @@ async fn put_items(
     }: InProject<ManageItems>,
     Path(paths::Surface { surface, .. }): Path<paths::Surface>,
     JsonBody(body): JsonBody<PutItems>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StoredItems>, ApiError> {
     let surface = surface_key(&surface)?;
     if body.items.len() > MAX_ITEMS_PER_REQUEST {
         return Err(ApiError::field(
@@ -439,7 +405,9 @@ async fn put_items(
             ),
         )
         .await?;
-    Ok(Json(json!({ "stored": items.len() })))
+    Ok(Json(StoredItems {
+        stored: items.len(),
+    }))
 }
 
 #[utoipa::path(
@@ -448,24 +416,24 @@ async fn put_items(
     tag = "placements",
     summary = "Items of a surface",
     params(paths::Surface),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = ItemList), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list_items(
     State(state): State<AppState>,
     InProject { project, .. }: InProject<ReadItems>,
     Path(paths::Surface { surface, .. }): Path<paths::Surface>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ItemList>, ApiError> {
     let surface = surface_key(&surface)?;
     state.store.surface(&project, &surface).await?;
-    let items: Vec<Value> = state
+    let items = state
         .store
         .list_items(&project, &surface)
         .await?
         .iter()
-        .map(item_json)
-        .collect();
-    Ok(Json(json!({ "items": items })))
+        .map(Item::try_from)
+        .collect::<Result<_, _>>()?;
+    Ok(Json(ItemList { items }))
 }
 
 /// A candidate: the id of a live item of the surface, or an item given inline.
@@ -573,7 +541,7 @@ pub(super) fn check_event_id(event_id: Option<String>) -> Result<String, ApiErro
     summary = "Rank content for a context (placement key): the items in order, each one's probability, and the event id to reward",
     params(("surface" = String, Path, description = "Surface key")),
     request_body = RankBody,
-    responses((status = 201, description = "Ranked", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 201, description = "Ranked", body = Ranking), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn rank(
@@ -581,7 +549,7 @@ async fn rank(
     principal: Principal,
     Path(surface): Path<String>,
     JsonBody(body): JsonBody<RankBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Ranking>), ApiError> {
     let project = placement_scope(&principal)?;
     let surface = surface_key(&surface)?;
     state.store.surface(&project, &surface).await?;
@@ -617,25 +585,8 @@ async fn rank(
         },
     )
     .await?;
-    let slots = body
-        .slots
-        .unwrap_or(output.ranking.len())
-        .min(output.ranking.len());
-    let items: Vec<Value> = output
-        .ranking
-        .iter()
-        .take(slots)
-        .map(|(id, probability)| json!({ "id": id, "probability": probability }))
-        .collect();
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "eventId": output.event_id,
-            "show": output.ranking[0].0,
-            "items": items,
-            "policy": policy_name(output.policy),
-        })),
-    ))
+    let slots = body.slots.unwrap_or(output.ranking.len());
+    Ok((StatusCode::CREATED, Json(Ranking::new(&output, slots))))
 }
 
 /// A reward for a decision.
@@ -701,7 +652,7 @@ struct DecisionsQuery {
     tag = "placements",
     summary = "The decision log of a surface, oldest first: context, candidates, the item shown, its probability and its reward (decisions learned from only, so rewards are final)",
     params(paths::Surface, DecisionsQuery),
-    responses((status = 200, description = "{decisions, next}", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = DecisionPage), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn decisions(
@@ -709,7 +660,7 @@ async fn decisions(
     InProject { project, .. }: InProject<ReadDecisions>,
     Path(paths::Surface { surface, .. }): Path<paths::Surface>,
     axum::extract::Query(query): axum::extract::Query<DecisionsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DecisionPage>, ApiError> {
     let surface = surface_key(&surface)?;
     let record = state.store.surface(&project, &surface).await?;
     let settings = SurfaceSettings::parse(&record.settings)?;
@@ -739,24 +690,12 @@ async fn decisions(
                 .map(|last| format!("{}:{}", last.created_at, last.event_id))
         })
         .flatten();
-    let decisions: Vec<Value> = page
+    let decisions = page
         .iter()
         .filter(|decision| decision.learned_at.is_some())
-        .map(|decision| {
-            let shown = decision.shown as usize;
-            json!({
-                "eventId": decision.event_id,
-                "createdAt": rfc3339(decision.created_at),
-                "context": decision.context,
-                "candidates": decision.candidates,
-                "shown": shown,
-                "probability": decision.probabilities.get(shown),
-                "reward": decision.reward.unwrap_or(settings.default_reward),
-                "policy": decision.policy,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "decisions": decisions, "next": next })))
+        .map(|decision| Decision::new(decision, settings.default_reward))
+        .collect::<Result<_, _>>()?;
+    Ok(Json(DecisionPage { decisions, next }))
 }
 
 #[utoipa::path(

@@ -12,7 +12,10 @@ use capstan_judge::{Action, Observation, RolloutAggregate, Status, decide};
 use capstan_store::{EventKind, RolloutBucketRecord, RolloutFilter};
 use serde_json::{Map, Value, json};
 
-use super::{Rollout, Transition, TransitionContext, flag_is_as_left, transition};
+use super::wire::GuardrailReading;
+use super::{
+    Reading, Rollout, Transition, TransitionContext, flag_is_as_left, to_json, transition,
+};
 use crate::core::background::Lease;
 use crate::core::error::ApiError;
 use crate::state::AppState;
@@ -230,13 +233,17 @@ async fn drive(
         "units": units,
         "guardrails": decision.readings,
     });
-    let reading = json!({
-        "at": crate::core::clock::rfc3339(now),
-        "reason": decision.reason,
-        "units": units,
-        "guardrails": decision.readings,
-        "unattributedMetricEvents": runtime.aggregate.unattributed_metrics,
-        "conflictingExposures": runtime.aggregate.conflicting_exposures,
+    let reading = to_json(&Reading {
+        at: crate::core::clock::rfc3339(now),
+        reason: decision.reason.clone(),
+        units,
+        guardrails: decision
+            .readings
+            .iter()
+            .map(GuardrailReading::from)
+            .collect(),
+        unattributed_metric_events: runtime.aggregate.unattributed_metrics,
+        conflicting_exposures: runtime.aggregate.conflicting_exposures,
     });
     let mut current = rollout;
     if !decision.notify.is_empty() {

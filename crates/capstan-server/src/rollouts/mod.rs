@@ -11,6 +11,7 @@
 
 pub mod driver;
 mod routes;
+pub mod wire;
 
 use capstan_judge::{Progress, RolloutPlan, Status, Units};
 use capstan_model::{EnvironmentKey, FlagKey};
@@ -18,7 +19,6 @@ use capstan_store::{ConfigWrite, Notification, RolloutRecord, RolloutWrite};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::core::clock::rfc3339;
 use crate::core::error::ApiError;
 use crate::flags::write::{AuditDraft, Plan, mutate};
 use crate::state::AppState;
@@ -60,6 +60,20 @@ pub struct TimelineEntry {
     pub outcome: Option<String>,
 }
 
+/// The judge's latest reading of a running rollout, as the driver stores it
+/// (`RolloutRecord::latest`); the API shows its reason, units and guardrails.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reading {
+    /// RFC 3339.
+    pub at: String,
+    pub reason: String,
+    pub units: Units,
+    pub guardrails: Vec<wire::GuardrailReading>,
+    pub unattributed_metric_events: u64,
+    pub conflicting_exposures: u64,
+}
+
 /// A rollout as the server works with it.
 #[derive(Debug, Clone)]
 pub struct Rollout {
@@ -67,6 +81,9 @@ pub struct Rollout {
     pub plan: StoredPlan,
     pub progress: StoredProgress,
     pub timeline: Vec<TimelineEntry>,
+    /// `record.latest`, read; none before the first reading, or if it cannot be read
+    /// (it is only shown, so a bad one must not stop a rollout from being steered).
+    pub latest: Option<Reading>,
 }
 
 impl Rollout {
@@ -82,11 +99,19 @@ impl Rollout {
             serde_json::from_value(record.progress.clone()).map_err(|e| corrupt("progress", e))?;
         let timeline =
             serde_json::from_value(record.timeline.clone()).map_err(|e| corrupt("timeline", e))?;
+        let latest = record.latest.as_ref().and_then(|latest| {
+            serde_json::from_value(latest.clone())
+                .inspect_err(|error| {
+                    tracing::warn!(rollout = record.id, %error, "the rollout's latest reading is not valid");
+                })
+                .ok()
+        });
         Ok(Rollout {
             record,
             plan,
             progress,
             timeline,
+            latest,
         })
     }
 
@@ -323,6 +348,7 @@ pub async fn transition(
         plan: plan.clone(),
         progress: progress.clone(),
         timeline: timeline.clone(),
+        latest: rollout.latest.clone(),
     };
     let mut notifications = vec![notification(&after, transition.event(), &context)];
     if matches!(transition, Transition::Promote | Transition::Revert) {
@@ -397,6 +423,7 @@ pub async fn transition(
         plan: plan.clone(),
         progress,
         timeline,
+        latest: rollout.latest.clone(),
     })
 }
 
@@ -463,53 +490,6 @@ pub fn notification(
             "evidence": context.evidence,
         }),
     }
-}
-
-/// The JSON the API and CLI show for a rollout.
-pub fn rollout_json(rollout: &Rollout) -> Value {
-    let record = &rollout.record;
-    let step = rollout.progress.progress.step;
-    let timeline: Vec<Value> = rollout
-        .timeline
-        .iter()
-        .map(|entry| {
-            json!({
-                "step": entry.step,
-                "percent": entry.percent,
-                "startedAt": rfc3339(entry.started_at),
-                "endedAt": entry.ended_at.map(rfc3339),
-                "unitsAtStart": entry.units_at_start,
-                "unitsAtEnd": entry.units_at_end,
-                "outcome": entry.outcome,
-            })
-        })
-        .collect();
-    let latest = record.latest.clone().unwrap_or(Value::Null);
-    // The latest reading explains a running rollout; a stopped one keeps its last reason.
-    let reason = match (rollout.status(), latest.get("reason")) {
-        (Status::Running, Some(reason)) => reason.clone(),
-        _ => json!(rollout.progress.reason),
-    };
-    json!({
-        "id": record.id,
-        "project": record.project.as_str(),
-        "environment": record.environment.as_str(),
-        "flag": record.flag.as_str(),
-        "status": rollout.status(),
-        "control": rollout.plan.plan.control,
-        "treatment": rollout.plan.plan.treatment,
-        "step": step,
-        "percent": rollout.percent(),
-        "reason": reason,
-        "units": latest.get("units"),
-        "guardrails": latest.get("guardrails"),
-        "timeline": timeline,
-        "plan": to_json(&rollout.plan.plan),
-        "version": record.version,
-        "createdBy": record.created_by,
-        "createdAt": rfc3339(record.created_at),
-        "updatedAt": rfc3339(record.updated_at),
-    })
 }
 
 /// Reads one rollout of `project`.

@@ -13,9 +13,10 @@ use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::wire::{self, RolloutBucket, RolloutDetail, RolloutList};
 use super::{
     Rollout, StoredPlan, StoredProgress, TimelineEntry, Transition, TransitionContext,
-    check_startable, load, notification, rollout_json, split_targeting, to_json, transition,
+    check_startable, load, notification, split_targeting, to_json, transition,
 };
 use crate::core::body::{JsonBody, parse_json};
 use crate::core::error::ApiError;
@@ -185,7 +186,7 @@ fn parse_plan(body: &StartRollout, control: String) -> Result<RolloutPlan, ApiEr
     summary = "Start a guarded rollout of a flag to a new variant",
     params(paths::Project),
     request_body = StartRollout,
-    responses((status = 201, description = "Started", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 201, description = "Started", body = wire::Rollout), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn start(
@@ -194,7 +195,7 @@ async fn start(
         principal, project, ..
     }: InProject<StartRollouts>,
     JsonBody(body): JsonBody<StartRollout>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<wire::Rollout>), ApiError> {
     let environment = environment_key(&body.environment)?;
     let flag = flag_key(&body.flag)?;
     let actor = principal.name.clone();
@@ -260,6 +261,7 @@ async fn start(
                 plan: plan.clone(),
                 progress: progress.clone(),
                 timeline: timeline.clone(),
+                latest: None,
             };
             let context = TransitionContext {
                 actor: &actor,
@@ -307,7 +309,7 @@ async fn start(
         .and_then(|applied| applied.rollout_ids.first().copied())
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the store returned no rollout id")))?;
     let rollout = load(&state, &project, id).await?;
-    Ok((StatusCode::CREATED, Json(rollout_json(&rollout))))
+    Ok((StatusCode::CREATED, Json(wire::Rollout::from(&rollout))))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -325,14 +327,14 @@ struct ListQuery {
     tag = "rollouts",
     summary = "Rollouts, newest first, active and finished",
     params(paths::Project, ListQuery),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = RolloutList), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn list(
     State(state): State<AppState>,
     InProject { project, .. }: InProject<ReadRollouts>,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RolloutList>, ApiError> {
     let filter = RolloutFilter {
         project: Some(project),
         environment: query
@@ -345,9 +347,9 @@ async fn list(
     };
     let mut rollouts = Vec::new();
     for record in state.store.list_rollouts(filter).await? {
-        rollouts.push(rollout_json(&Rollout::parse(record)?));
+        rollouts.push(wire::Rollout::from(&Rollout::parse(record)?));
     }
-    Ok(Json(json!({ "rollouts": rollouts })))
+    Ok(Json(RolloutList { rollouts }))
 }
 
 fn rollout_id(text: &str) -> Result<i64, ApiError> {
@@ -363,33 +365,26 @@ fn rollout_id(text: &str) -> Result<i64, ApiError> {
     tag = "rollouts",
     summary = "A rollout: its timeline, units per variant, each guardrail's estimate and interval, and why it is where it is",
     params(paths::Rollout),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+    responses((status = 200, description = "OK", body = RolloutDetail), crate::core::error::ErrorResponses),
     security(("bearer" = []))
 )]
 async fn get(
     State(state): State<AppState>,
     InProject { project, .. }: InProject<ReadRollouts>,
     Path(paths::Rollout { id, .. }): Path<paths::Rollout>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RolloutDetail>, ApiError> {
     let rollout = load(&state, &project, rollout_id(&id)?).await?;
-    let mut body = rollout_json(&rollout);
-    let buckets: Vec<Value> = state
+    let buckets = state
         .store
         .rollout_buckets(rollout.record.id)
         .await?
-        .into_iter()
-        .map(|bucket| {
-            json!({
-                "start": crate::core::clock::rfc3339(bucket.bucket_start),
-                "variant": if bucket.arm == "treatment" { &rollout.plan.plan.treatment } else { &rollout.plan.plan.control },
-                "exposures": bucket.exposures,
-                "newUnits": bucket.new_units,
-                "metrics": bucket.metrics,
-            })
-        })
-        .collect();
-    body["buckets"] = Value::Array(buckets);
-    Ok(Json(body))
+        .iter()
+        .map(|bucket| RolloutBucket::new(bucket, &rollout.plan.plan))
+        .collect::<Result<_, _>>()?;
+    Ok(Json(RolloutDetail {
+        rollout: wire::Rollout::from(&rollout),
+        buckets,
+    }))
 }
 
 /// Why a human steers a rollout; kept in the audit log and the webhook message.
@@ -407,17 +402,16 @@ async fn steer(
     id: String,
     body: Option<Steer>,
     kind: &'static str,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Rollout>, ApiError> {
     let rollout = load(&state, &project, rollout_id(&id)?).await?;
     let note = body
         .and_then(|body| body.reason)
         .map(|reason| format!(": {reason}"))
         .unwrap_or_default();
     let units = rollout
-        .record
         .latest
         .as_ref()
-        .and_then(|latest| serde_json::from_value::<Units>(latest.get("units")?.clone()).ok())
+        .map(|latest| latest.units)
         .unwrap_or_default();
     let (change, reason) = match kind {
         "pause" => (
@@ -459,7 +453,7 @@ async fn steer(
         notified: Vec::new(),
     };
     let after = transition(&state, &rollout, change, context).await?;
-    Ok(Json(rollout_json(&after)))
+    Ok(Json(wire::Rollout::from(&after)))
 }
 
 macro_rules! steering_route {
@@ -471,7 +465,7 @@ macro_rules! steering_route {
             summary = $summary,
             params(paths::Rollout),
             request_body(content = Steer, description = "Optional reason"),
-            responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
+            responses((status = 200, description = "OK", body = wire::Rollout), crate::core::error::ErrorResponses),
             security(("bearer" = []))
         )]
         async fn $name(
@@ -479,7 +473,7 @@ macro_rules! steering_route {
             scope: InProject<SteerRollouts>,
             Path(paths::Rollout { id, .. }): Path<paths::Rollout>,
             body: axum::body::Bytes,
-        ) -> Result<Json<Value>, ApiError> {
+        ) -> Result<Json<wire::Rollout>, ApiError> {
             let body: Option<Steer> = if body.iter().all(u8::is_ascii_whitespace) {
                 None
             } else {

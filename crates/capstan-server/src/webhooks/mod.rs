@@ -7,37 +7,21 @@
 //! HMAC-SHA256, keyed with the webhook's secret, of `<t>.<body>`; receivers recompute it
 //! and reject old timestamps, so a captured message cannot be replayed later.
 
+mod routes;
+pub mod wire;
+
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use capstan_store::{AuditEntry, DeliveryOutcome, DeliveryRecord, StoreError, WebhookRecord};
+use capstan_store::{DeliveryOutcome, DeliveryRecord, StoreError};
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use sha2::Sha256;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
-
-use crate::core::body::JsonBody;
 
 use crate::core::background::Lease;
-use crate::core::clock::rfc3339;
-use crate::core::error::ApiError;
-use crate::core::paths;
-use crate::core::scope::{InProject, permissions};
 use crate::state::AppState;
 
-permissions! {
-    ManageWebhooks = (Admin, "manage webhooks");
-}
-
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(delete))
-        .routes(routes!(deliveries))
+/// The webhook routes.
+pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+    routes::router()
 }
 
 /// Every event a webhook can hear.
@@ -71,209 +55,6 @@ pub const MAX_ATTEMPTS: i64 = 8;
 /// The wait before attempt `attempts + 1`: 1 s, 2 s, 4 s, ... up to 10 minutes.
 pub fn backoff_ms(attempts: i64) -> i64 {
     (1_000i64 << attempts.clamp(0, 20)).min(600_000)
-}
-
-fn webhook_json(webhook: &WebhookRecord) -> Value {
-    json!({
-        "id": webhook.id,
-        "url": webhook.url,
-        "events": webhook.events,
-        "createdBy": webhook.created_by,
-        "createdAt": rfc3339(webhook.created_at),
-    })
-}
-
-/// A webhook to create.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct CreateWebhook {
-    /// Where to POST, http:// or https://.
-    url: String,
-    /// Events to send; all when omitted.
-    events: Option<Vec<String>>,
-    /// The signing key; generated (and shown once) when omitted.
-    secret: Option<String>,
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/v1/projects/{project}/webhooks",
-    tag = "webhooks",
-    summary = "Add a webhook; the answer shows its signing secret, once",
-    params(paths::Project),
-    request_body = CreateWebhook,
-    responses((status = 201, description = "Created", body = serde_json::Value), crate::core::error::ErrorResponses),
-    security(("bearer" = []))
-)]
-async fn create(
-    State(state): State<AppState>,
-    InProject {
-        principal, project, ..
-    }: InProject<ManageWebhooks>,
-    JsonBody(body): JsonBody<CreateWebhook>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let url = reqwest::Url::parse(&body.url)
-        .ok()
-        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
-        .ok_or_else(|| ApiError::field("url", "expected an http:// or https:// URL"))?;
-    let events = body.events.unwrap_or_default();
-    if let Some((index, unknown)) = events
-        .iter()
-        .enumerate()
-        .find(|(_, event)| !EVENTS.contains(&event.as_str()))
-    {
-        return Err(ApiError::field(
-            format!("events[{index}]"),
-            format!(
-                "unknown event {unknown:?}; expected one of {}",
-                EVENTS.join(", ")
-            ),
-        ));
-    }
-    let secret = match body.secret {
-        Some(secret) if secret.len() < 16 => {
-            return Err(ApiError::field("secret", "must be at least 16 characters"));
-        }
-        Some(secret) => secret,
-        None => format!("whsec_{}", hex::encode(rand::random::<[u8; 24]>())),
-    };
-    let now = state.clock.now_ms();
-    let webhook = WebhookRecord {
-        id: format!("wh_{}", hex::encode(rand::random::<[u8; 8]>())),
-        project: project.clone(),
-        url: url.to_string(),
-        secret: secret.clone(),
-        events,
-        created_by: principal.name.clone(),
-        created_at: now,
-    };
-    let mut shown = webhook_json(&webhook);
-    state
-        .store
-        .create_webhook(
-            webhook.clone(),
-            AuditEntry {
-                at: now,
-                actor: principal.name.clone(),
-                action: "webhook.create".to_owned(),
-                project: Some(project),
-                environment: None,
-                resource_kind: "webhook".to_owned(),
-                resource_key: webhook.id.clone(),
-                before: None,
-                after: Some(webhook_json(&webhook)),
-            },
-        )
-        .await?;
-    shown["secret"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(shown)))
-}
-
-#[utoipa::path(
-    get,
-    path = "/api/v1/projects/{project}/webhooks",
-    tag = "webhooks",
-    summary = "Webhooks of a project (secrets are not shown)",
-    params(paths::Project),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
-    security(("bearer" = []))
-)]
-async fn list(
-    State(state): State<AppState>,
-    InProject { project, .. }: InProject<ManageWebhooks>,
-) -> Result<Json<Value>, ApiError> {
-    let webhooks: Vec<Value> = state
-        .store
-        .list_webhooks(&project)
-        .await?
-        .iter()
-        .map(webhook_json)
-        .collect();
-    Ok(Json(json!({ "webhooks": webhooks })))
-}
-
-#[utoipa::path(
-    delete,
-    path = "/api/v1/projects/{project}/webhooks/{id}",
-    tag = "webhooks",
-    summary = "Remove a webhook and its pending deliveries",
-    params(paths::Webhook),
-    responses((status = 204, description = "Deleted"), crate::core::error::ErrorResponses),
-    security(("bearer" = []))
-)]
-async fn delete(
-    State(state): State<AppState>,
-    InProject {
-        principal, project, ..
-    }: InProject<ManageWebhooks>,
-    Path(paths::Webhook { id, .. }): Path<paths::Webhook>,
-) -> Result<StatusCode, ApiError> {
-    let now = state.clock.now_ms();
-    state
-        .store
-        .delete_webhook(
-            &project,
-            &id,
-            AuditEntry {
-                at: now,
-                actor: principal.name.clone(),
-                action: "webhook.delete".to_owned(),
-                project: Some(project.clone()),
-                environment: None,
-                resource_kind: "webhook".to_owned(),
-                resource_key: id.clone(),
-                before: None,
-                after: None,
-            },
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[utoipa::path(
-    get,
-    path = "/api/v1/projects/{project}/webhooks/{id}/deliveries",
-    tag = "webhooks",
-    summary = "Deliveries of a webhook: event, attempts, status and last error",
-    params(paths::Webhook),
-    responses((status = 200, description = "OK", body = serde_json::Value), crate::core::error::ErrorResponses),
-    security(("bearer" = []))
-)]
-async fn deliveries(
-    State(state): State<AppState>,
-    InProject { project, .. }: InProject<ManageWebhooks>,
-    Path(paths::Webhook { id, .. }): Path<paths::Webhook>,
-) -> Result<Json<Value>, ApiError> {
-    if !state
-        .store
-        .list_webhooks(&project)
-        .await?
-        .iter()
-        .any(|webhook| webhook.id == id)
-    {
-        return Err(ApiError::NotFound {
-            kind: "webhook",
-            key: id,
-        });
-    }
-    let deliveries: Vec<Value> = state
-        .store
-        .list_deliveries(&id)
-        .await?
-        .iter()
-        .map(|delivery| {
-            json!({
-                "id": delivery.id,
-                "event": delivery.event,
-                "status": delivery.status,
-                "attempts": delivery.attempts,
-                "lastError": delivery.last_error,
-                "createdAt": rfc3339(delivery.created_at),
-                "nextAttemptAt": rfc3339(delivery.next_attempt_at),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "deliveries": deliveries })))
 }
 
 /// Delivers due webhook messages; one replica at a time holds the `webhooks` lease.
