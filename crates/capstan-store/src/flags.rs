@@ -14,8 +14,8 @@ use crate::sql::{
     SqlStore, check_version, corrupt, json_column, key_column, not_found, optional_json_column,
 };
 use crate::{
-    Backend, EnvironmentRecord, Notification, Result, RolloutWrite, projects, rollouts, schedules,
-    webhooks,
+    Backend, EnvironmentRecord, Notification, Result, RolloutWrite, ScheduleWrite, projects,
+    rollouts, schedules, webhooks,
 };
 
 /// A flag's project-wide attributes; its per-environment configuration is a
@@ -63,20 +63,75 @@ pub struct ChangeSet {
     /// Environments whose revision the change increments, with the revision the writer
     /// read; a different revision in the database aborts the change.
     pub environments: Vec<(EnvironmentKey, i64)>,
-    pub flags: Vec<FlagWrite>,
-    pub configs: Vec<ConfigWrite>,
-    pub segments: Vec<SegmentWrite>,
     pub audit: AuditEntry,
     pub at: i64,
-    /// A pending scheduled change this change carries out; it is marked applied in the
-    /// same transaction, so a schedule takes effect exactly once across replicas.
-    pub settles_schedule: Option<i64>,
-    /// Rollouts started or moved on by this change (a rollout step and the flag change
-    /// that carries it out commit together).
-    pub rollouts: Vec<RolloutWrite>,
+    /// What the change writes, each handed to the module of the capability it belongs to.
+    pub writes: Vec<Write>,
     /// Messages for the project's webhooks, queued in the same transaction (an outbox),
-    /// so a committed change is always announced and an aborted one never is.
+    /// so a committed change is always announced and an aborted one never is. Their
+    /// bodies are complete: a new row's id is chosen before the change is applied.
     pub notifications: Vec<Notification>,
+}
+
+/// One write of a change set: a variant per capability, applied by that capability's
+/// module in the change's transaction.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// A flag's project-wide attributes, its configuration in an environment, or a segment.
+    Flags(FlagsWrite),
+    /// A scheduled change this change carries out.
+    Schedule(ScheduleWrite),
+    /// A rollout started or moved on (a rollout step and the flag change that carries it
+    /// out commit together).
+    Rollout(RolloutWrite),
+}
+
+/// A write to flags, their configurations or segments.
+#[derive(Debug, Clone)]
+pub enum FlagsWrite {
+    Flag(FlagWrite),
+    Config(ConfigWrite),
+    Segment(SegmentWrite),
+}
+
+impl From<FlagWrite> for Write {
+    fn from(write: FlagWrite) -> Write {
+        Write::Flags(FlagsWrite::Flag(write))
+    }
+}
+
+impl From<ConfigWrite> for Write {
+    fn from(write: ConfigWrite) -> Write {
+        Write::Flags(FlagsWrite::Config(write))
+    }
+}
+
+impl From<SegmentWrite> for Write {
+    fn from(write: SegmentWrite) -> Write {
+        Write::Flags(FlagsWrite::Segment(write))
+    }
+}
+
+impl From<ScheduleWrite> for Write {
+    fn from(write: ScheduleWrite) -> Write {
+        Write::Schedule(write)
+    }
+}
+
+impl From<RolloutWrite> for Write {
+    fn from(write: RolloutWrite) -> Write {
+        Write::Rollout(write)
+    }
+}
+
+impl ChangeSet {
+    /// The change's writes to flags, configurations and segments.
+    pub fn flag_writes(&self) -> impl Iterator<Item = &FlagsWrite> {
+        self.writes.iter().filter_map(|write| match write {
+            Write::Flags(write) => Some(write),
+            _ => None,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -111,8 +166,6 @@ pub struct AppliedChange {
     pub audit_id: i64,
     /// The new version of each configuration written, in the order given.
     pub config_versions: Vec<(EnvironmentKey, FlagKey, i64)>,
-    /// The id of each rollout created, in the order given.
-    pub rollout_ids: Vec<i64>,
 }
 
 /// One version of a flag's configuration in one environment, with the change that
@@ -250,55 +303,30 @@ impl FlagStore for SqlStore {
             .await?;
         }
         let audit_id = insert_audit(&mut tx, &change.audit).await?;
-        // Configurations go before flag deletes and after flag inserts, so that foreign
-        // keys hold at every statement.
-        for write in &change.flags {
-            if let FlagWrite::Upsert(_) = write {
-                write_flag(&mut tx, &change.project, write).await?;
-            }
-        }
-        let mut config_versions = Vec::with_capacity(change.configs.len());
-        for write in &change.configs {
-            let version =
-                write_config(&mut tx, &change.project, write, audit_id, change.at).await?;
-            config_versions.push((write.environment.clone(), write.flag.clone(), version));
-        }
-        for write in &change.flags {
-            if let FlagWrite::Delete(_) = write {
-                write_flag(&mut tx, &change.project, write).await?;
-            }
-        }
-        for write in &change.segments {
-            write_segment(&mut tx, &change.project, write, change.at).await?;
-        }
-        if let Some(id) = change.settles_schedule {
-            schedules::settle_applied(&mut tx, id, change.at).await?;
-        }
-        let mut rollout_ids = Vec::new();
-        for write in &change.rollouts {
-            if let Some(id) =
-                rollouts::write_rollout(&mut tx, &change.project, write, change.at).await?
-            {
-                rollout_ids.push(id);
+        let config_versions = write_flags(
+            &mut tx,
+            &change.project,
+            change.flag_writes(),
+            audit_id,
+            change.at,
+        )
+        .await?;
+        for write in &change.writes {
+            match write {
+                Write::Flags(_) => {}
+                Write::Schedule(write) => schedules::write(&mut tx, write, change.at).await?,
+                Write::Rollout(write) => {
+                    rollouts::write_rollout(&mut tx, &change.project, write, change.at).await?
+                }
             }
         }
         for notification in &change.notifications {
-            let mut notification = notification.clone();
-            // A message about a rollout this change creates learns its id here.
-            if let (Some(id), Some(rollout)) =
-                (rollout_ids.first(), notification.body.get_mut("rollout"))
-                && rollout.get("id").is_some_and(Value::is_null)
-            {
-                rollout["id"] = Value::from(*id);
-            }
-            webhooks::queue_notification(&mut tx, &change.project, &notification, change.at)
-                .await?;
+            webhooks::queue_notification(&mut tx, &change.project, notification, change.at).await?;
         }
         tx.commit().await?;
         Ok(AppliedChange {
             audit_id,
             config_versions,
-            rollout_ids,
         })
     }
 
@@ -503,4 +531,41 @@ fn flag_from_row(row: &AnyRow) -> Result<FlagRecord> {
         client_visible: row.try_get::<i64, _>("client_visible")? != 0,
         created_at: row.try_get("created_at")?,
     })
+}
+
+/// A change's writes to flags, configurations and segments, in the order foreign keys
+/// need: new flags, then configurations, then deleted flags, then segments. Returns each
+/// configuration's new version, in the order given.
+async fn write_flags(
+    tx: &mut Transaction<'_, Any>,
+    project: &ProjectKey,
+    writes: impl Iterator<Item = &FlagsWrite>,
+    audit_id: i64,
+    at: i64,
+) -> Result<Vec<(EnvironmentKey, FlagKey, i64)>> {
+    let (mut upserts, mut deletes, mut configs, mut segments) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for write in writes {
+        match write {
+            FlagsWrite::Flag(flag @ FlagWrite::Upsert(_)) => upserts.push(flag),
+            FlagsWrite::Flag(flag @ FlagWrite::Delete(_)) => deletes.push(flag),
+            FlagsWrite::Config(config) => configs.push(config),
+            FlagsWrite::Segment(segment) => segments.push(segment),
+        }
+    }
+    for write in upserts {
+        write_flag(tx, project, write).await?;
+    }
+    let mut config_versions = Vec::with_capacity(configs.len());
+    for write in configs {
+        let version = write_config(tx, project, write, audit_id, at).await?;
+        config_versions.push((write.environment.clone(), write.flag.clone(), version));
+    }
+    for write in deletes {
+        write_flag(tx, project, write).await?;
+    }
+    for write in segments {
+        write_segment(tx, project, write, at).await?;
+    }
+    Ok(config_versions)
 }

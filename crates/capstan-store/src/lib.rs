@@ -13,6 +13,32 @@
 //! `leases`, `webhooks` and `placements`. [`Store`] is the sum of their traits; callers
 //! bring them into scope with `use capstan_store::prelude::*;`.
 
+/// Declares a status stored as text: an enum with `as_str` and `parse` for its column.
+macro_rules! text_enum {
+    ($(#[$doc:meta])* pub enum $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)*
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
 mod audit;
 mod error;
 mod events;
@@ -36,7 +62,7 @@ pub use events::{EventKind, EventRecord, EventStore};
 pub use feed::{Change, ChangeFeed};
 pub use flags::{
     AppliedChange, ChangeSet, ConfigRecord, ConfigWrite, EnvironmentState, FlagRecord, FlagStore,
-    FlagVersionRecord, FlagWrite, SegmentRecord, SegmentWrite,
+    FlagVersionRecord, FlagWrite, FlagsWrite, SegmentRecord, SegmentWrite, Write,
 };
 pub use leases::LeaseStore;
 pub use placements::{
@@ -46,10 +72,11 @@ pub use projects::{
     Bootstrap, BootstrapOutcome, EnvironmentRecord, NewEnvironment, ProjectRecord, ProjectStore,
 };
 pub use rollouts::{
-    ACTIVE_ROLLOUT_STATUSES, RolloutBucketRecord, RolloutFilter, RolloutRecord, RolloutStore,
-    RolloutWrite,
+    RolloutBucketRecord, RolloutFilter, RolloutRecord, RolloutStatus, RolloutStore, RolloutWrite,
 };
-pub use schedules::{NewSchedule, ScheduleOutcome, ScheduleRecord, ScheduleStatus, ScheduleStore};
+pub use schedules::{
+    NewSchedule, ScheduleOutcome, ScheduleRecord, ScheduleStatus, ScheduleStore, ScheduleWrite,
+};
 pub use sql::{OpenOptions, SqlStore};
 pub use tokens::{TokenRecord, TokenStore};
 pub use webhooks::{DeliveryOutcome, DeliveryRecord, Notification, WebhookRecord, WebhookStore};

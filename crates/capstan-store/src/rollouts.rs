@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::sql::{
-    SqlStore, check_version, is_unique_violation, json_column, key_column, not_found,
+    SqlStore, check_version, corrupt, is_unique_violation, json_column, key_column, not_found,
     optional_json_column,
 };
 use crate::{Result, StoreError};
@@ -20,8 +20,7 @@ pub struct RolloutRecord {
     pub project: ProjectKey,
     pub environment: EnvironmentKey,
     pub flag: FlagKey,
-    /// `running`, `paused`, `promoted` or `reverted`.
-    pub status: String,
+    pub status: RolloutStatus,
     pub plan: Value,
     pub progress: Value,
     pub timeline: Value,
@@ -33,16 +32,35 @@ pub struct RolloutRecord {
     pub updated_at: i64,
 }
 
-/// Statuses in which a rollout still drives its flag; a flag has at most one such rollout
-/// per environment.
-pub const ACTIVE_ROLLOUT_STATUSES: [&str; 2] = ["running", "paused"];
+text_enum! {
+    /// Where a rollout stands.
+    pub enum RolloutStatus {
+        Running = "running",
+        Paused = "paused",
+        Promoted = "promoted",
+        Reverted = "reverted",
+    }
+}
+
+impl RolloutStatus {
+    /// Statuses in which a rollout still drives its flag; a flag has at most one such
+    /// rollout per environment (migration 4's `rollouts_one_active_per_flag` index).
+    pub const ACTIVE: [RolloutStatus; 2] = [RolloutStatus::Running, RolloutStatus::Paused];
+
+    pub fn is_active(self) -> bool {
+        RolloutStatus::ACTIVE.contains(&self)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub enum RolloutWrite {
     Create {
+        /// Chosen by the server before the change is applied, so the messages that announce
+        /// the rollout in the same change already carry it.
+        id: i64,
         environment: EnvironmentKey,
         flag: FlagKey,
-        status: String,
+        status: RolloutStatus,
         plan: Value,
         progress: Value,
         timeline: Value,
@@ -52,7 +70,7 @@ pub enum RolloutWrite {
     Update {
         id: i64,
         expected_version: i64,
-        status: String,
+        status: RolloutStatus,
         progress: Value,
         timeline: Value,
     },
@@ -101,9 +119,13 @@ pub trait RolloutStore: Send + Sync {
 impl RolloutStore for SqlStore {
     async fn list_rollouts(&self, filter: RolloutFilter) -> Result<Vec<RolloutRecord>> {
         let statuses = if filter.active_only {
-            "AND status IN ('running', 'paused')"
+            let active: Vec<String> = RolloutStatus::ACTIVE
+                .iter()
+                .map(|status| format!("'{}'", status.as_str()))
+                .collect();
+            format!("AND status IN ({})", active.join(", "))
         } else {
-            ""
+            String::new()
         };
         let rows = sqlx::query(&format!(
             "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE ($1 IS NULL OR project = $1) \
@@ -187,16 +209,16 @@ impl RolloutStore for SqlStore {
     }
 }
 
-/// Starts or moves on a rollout in a change set's transaction; returns the id of one it
-/// started.
+/// Starts or moves on a rollout in a change set's transaction.
 pub(crate) async fn write_rollout(
     tx: &mut Transaction<'_, Any>,
     project: &ProjectKey,
     write: &RolloutWrite,
     at: i64,
-) -> Result<Option<i64>> {
+) -> Result<()> {
     match write {
         RolloutWrite::Create {
+            id,
             environment,
             flag,
             status,
@@ -206,23 +228,24 @@ pub(crate) async fn write_rollout(
             created_by,
         } => {
             let inserted = sqlx::query(
-                "INSERT INTO rollouts (project, environment, flag, status, plan, progress, timeline, \
-                 version, created_by, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $9) RETURNING id",
+                "INSERT INTO rollouts (id, project, environment, flag, status, plan, progress, \
+                 timeline, version, created_by, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $10, $10)",
             )
+            .bind(id)
             .bind(project.as_str())
             .bind(environment.as_str())
             .bind(flag.as_str())
-            .bind(status)
+            .bind(status.as_str())
             .bind(plan.to_string())
             .bind(progress.to_string())
             .bind(timeline.to_string())
             .bind(created_by)
             .bind(at)
-            .fetch_one(&mut **tx)
+            .execute(&mut **tx)
             .await;
             match inserted {
-                Ok(row) => Ok(Some(row.try_get("id")?)),
+                Ok(_) => Ok(()),
                 Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists {
                     kind: "active rollout of flag",
                     key: flag.to_string(),
@@ -251,13 +274,13 @@ pub(crate) async fn write_rollout(
                  version = version + 1, updated_at = $5 WHERE id = $1",
             )
             .bind(id)
-            .bind(status)
+            .bind(status.as_str())
             .bind(progress.to_string())
             .bind(timeline.to_string())
             .bind(at)
             .execute(&mut **tx)
             .await?;
-            Ok(None)
+            Ok(())
         }
     }
 }
@@ -271,7 +294,11 @@ fn rollout_from_row(row: &AnyRow) -> Result<RolloutRecord> {
         project: key_column(row, "project", ProjectKey::parse)?,
         environment: key_column(row, "environment", EnvironmentKey::parse)?,
         flag: key_column(row, "flag", FlagKey::parse)?,
-        status: row.try_get("status")?,
+        status: {
+            let status: String = row.try_get("status")?;
+            RolloutStatus::parse(&status)
+                .ok_or_else(|| corrupt(format!("rollout status {status:?}")))?
+        },
         plan: json_column(row, "plan")?,
         progress: json_column(row, "progress")?,
         timeline: json_column(row, "timeline")?,

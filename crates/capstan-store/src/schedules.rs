@@ -21,32 +21,13 @@ pub struct NewSchedule {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScheduleStatus {
-    Pending,
-    Applied,
-    Failed,
-    Cancelled,
-}
-
-impl ScheduleStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScheduleStatus::Pending => "pending",
-            ScheduleStatus::Applied => "applied",
-            ScheduleStatus::Failed => "failed",
-            ScheduleStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<ScheduleStatus> {
-        match text {
-            "pending" => Some(ScheduleStatus::Pending),
-            "applied" => Some(ScheduleStatus::Applied),
-            "failed" => Some(ScheduleStatus::Failed),
-            "cancelled" => Some(ScheduleStatus::Cancelled),
-            _ => None,
-        }
+text_enum! {
+    /// Where a scheduled change stands.
+    pub enum ScheduleStatus {
+        Pending = "pending",
+        Applied = "applied",
+        Failed = "failed",
+        Cancelled = "cancelled",
     }
 }
 
@@ -66,7 +47,7 @@ pub struct ScheduleRecord {
 }
 
 /// A scheduled change stays pending until it is settled once: applied (by the change set
-/// that carries it out, see `ChangeSet::settles_schedule`), failed or cancelled.
+/// that carries it out, see [`ScheduleWrite`]), failed or cancelled.
 #[async_trait]
 pub trait ScheduleStore: Send + Sync {
     async fn create_schedule(
@@ -206,7 +187,25 @@ fn schedule_from_row(row: &AnyRow) -> Result<ScheduleRecord> {
 
 /// Marks a pending schedule applied by the change that carries it out, in that change's
 /// transaction, so a schedule takes effect once across replicas.
-pub(crate) async fn settle_applied(tx: &mut Transaction<'_, Any>, id: i64, at: i64) -> Result<()> {
+/// What a change set does to a scheduled change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScheduleWrite {
+    /// Marks the pending schedule applied: the change carries it out, so it takes effect
+    /// exactly once across replicas (`AlreadySettled` if someone else settled it first).
+    Settle(i64),
+}
+
+pub(crate) async fn write(
+    tx: &mut Transaction<'_, Any>,
+    write: &ScheduleWrite,
+    at: i64,
+) -> Result<()> {
+    match write {
+        ScheduleWrite::Settle(id) => settle_applied(tx, *id, at).await,
+    }
+}
+
+async fn settle_applied(tx: &mut Transaction<'_, Any>, id: i64, at: i64) -> Result<()> {
     let settled = sqlx::query(
         "UPDATE scheduled_changes SET status = 'applied', settled_at = $2 WHERE id = $1 AND status = 'pending'",
     )

@@ -11,8 +11,7 @@ use crate::Result;
 use crate::audit::{AuditEntry, insert_audit};
 use crate::sql::{SqlStore, corrupt, json_column, key_column, not_found};
 
-/// A message for every webhook of a project that listens to `event`. A body with
-/// `rollout.id` null, in a change that creates a rollout, gets the new rollout's id.
+/// A message for every webhook of a project that listens to `event`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Notification {
     pub event: String,

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use capstan_model::{EnvironmentKey, FlagKey, ProjectKey, SegmentKey};
 use capstan_store::{
-    AppliedChange, AuditEntry, ChangeSet, ConfigRecord, ConfigWrite, EnvironmentState, FlagRecord,
-    FlagWrite, Notification, RolloutWrite, SegmentRecord, SegmentWrite, StoreError,
+    AppliedChange, AuditEntry, ChangeSet, ConfigRecord, EnvironmentState, FlagRecord, FlagWrite,
+    FlagsWrite, Notification, SegmentRecord, StoreError, Write,
 };
 use serde_json::Value;
 
@@ -22,24 +22,14 @@ use crate::flags::environments::{EnvironmentSnapshot, compile};
 use crate::flags::error::FlagError;
 use crate::state::AppState;
 
-/// What a change does, before it is checked and stored.
+/// What a change does, before it is checked and stored: the store's writes (a variant
+/// per capability), the messages announcing it, and its audit entry.
 pub struct Plan<T> {
-    pub flags: Vec<FlagWrite>,
-    pub configs: Vec<ConfigWrite>,
-    pub segments: Vec<SegmentWrite>,
+    pub writes: Vec<Write>,
     pub audit: AuditDraft,
-    pub settles_schedule: Option<i64>,
-    pub rollouts: Vec<RolloutWrite>,
     pub notifications: Vec<Notification>,
-    /// What the handler answers with once the change is stored.
+    /// What the operation answers with once the change is stored.
     pub result: T,
-}
-
-/// The rows a plan writes, apart from the plan, so they can move to a blocking thread.
-struct Writes {
-    flags: Vec<FlagWrite>,
-    configs: Vec<ConfigWrite>,
-    segments: Vec<SegmentWrite>,
 }
 
 /// The audit entry of a change, less what [`mutate`] fills in (time, actor, project).
@@ -55,24 +45,21 @@ pub struct AuditDraft {
 impl<T> Plan<T> {
     pub fn new(audit: AuditDraft, result: T) -> Plan<T> {
         Plan {
-            flags: Vec::new(),
-            configs: Vec::new(),
-            segments: Vec::new(),
+            writes: Vec::new(),
             audit,
-            settles_schedule: None,
-            rollouts: Vec::new(),
             notifications: Vec::new(),
             result,
         }
     }
 
+    /// Adds a write: a flag, configuration or segment write, a `ScheduleWrite` or a
+    /// `RolloutWrite`.
+    pub fn push(&mut self, write: impl Into<Write>) {
+        self.writes.push(write.into());
+    }
+
     fn is_empty(&self) -> bool {
-        self.flags.is_empty()
-            && self.configs.is_empty()
-            && self.segments.is_empty()
-            && self.settles_schedule.is_none()
-            && self.rollouts.is_empty()
-            && self.notifications.is_empty()
+        self.writes.is_empty() && self.notifications.is_empty()
     }
 }
 
@@ -105,11 +92,14 @@ where
         }
         // Check the change by compiling every environment as it will be, off the async
         // workers: a large environment takes a while to compile.
-        let writes = Writes {
-            flags: planned.flags.clone(),
-            configs: planned.configs.clone(),
-            segments: planned.segments.clone(),
-        };
+        let writes: Vec<FlagsWrite> = planned
+            .writes
+            .iter()
+            .filter_map(|write| match write {
+                Write::Flags(write) => Some(write.clone()),
+                _ => None,
+            })
+            .collect();
         let current = snapshots.clone();
         let nexts = tokio::task::spawn_blocking(move || {
             current
@@ -129,9 +119,6 @@ where
                 .iter()
                 .map(|s| (s.environment.clone(), s.revision()))
                 .collect(),
-            flags: planned.flags,
-            configs: planned.configs,
-            segments: planned.segments,
             audit: AuditEntry {
                 at: now,
                 actor: actor.to_owned(),
@@ -144,8 +131,7 @@ where
                 after: planned.audit.after,
             },
             at: now,
-            settles_schedule: planned.settles_schedule,
-            rollouts: planned.rollouts,
+            writes: planned.writes,
             notifications: planned.notifications,
         };
         match state.store.apply(change).await {
@@ -208,14 +194,17 @@ async fn fresh_snapshot(
 
 /// The environment's state as it will be after the plan, for checking before storing.
 /// Linear in the size of the environment, whatever the number of writes.
-fn apply_to_state(current: &EnvironmentState, plan: &Writes) -> EnvironmentState {
+fn apply_to_state(current: &EnvironmentState, writes: &[FlagsWrite]) -> EnvironmentState {
     let environment = &current.environment.key;
     let mut flags: BTreeMap<FlagKey, FlagRecord> = current
         .flags
         .iter()
         .map(|flag| (flag.key.clone(), flag.clone()))
         .collect();
-    for write in &plan.flags {
+    for write in writes.iter().filter_map(|write| match write {
+        FlagsWrite::Flag(write) => Some(write),
+        _ => None,
+    }) {
         match write {
             FlagWrite::Upsert(flag) => {
                 flags.insert(flag.key.clone(), flag.clone());
@@ -230,11 +219,10 @@ fn apply_to_state(current: &EnvironmentState, plan: &Writes) -> EnvironmentState
         .iter()
         .map(|config| (config.flag.clone(), config.clone()))
         .collect();
-    for write in plan
-        .configs
-        .iter()
-        .filter(|w| &w.environment == environment)
-    {
+    for write in writes.iter().filter_map(|write| match write {
+        FlagsWrite::Config(write) if &write.environment == environment => Some(write),
+        _ => None,
+    }) {
         match &write.config {
             Some(config) => {
                 configs.insert(
@@ -257,11 +245,10 @@ fn apply_to_state(current: &EnvironmentState, plan: &Writes) -> EnvironmentState
         .iter()
         .map(|segment| (segment.key.clone(), segment.clone()))
         .collect();
-    for write in plan
-        .segments
-        .iter()
-        .filter(|w| &w.environment == environment)
-    {
+    for write in writes.iter().filter_map(|write| match write {
+        FlagsWrite::Segment(write) if &write.environment == environment => Some(write),
+        _ => None,
+    }) {
         match &write.segment {
             Some((description, rule)) => {
                 segments.insert(

@@ -15,7 +15,7 @@ pub mod wire;
 
 use capstan_judge::{Progress, RolloutPlan, Status, Units};
 use capstan_model::{EnvironmentKey, FlagKey};
-use capstan_store::{ConfigWrite, Notification, RolloutRecord, RolloutWrite};
+use capstan_store::{ConfigWrite, Notification, RolloutRecord, RolloutStatus, RolloutWrite};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -392,7 +392,7 @@ pub async fn transition(
                 };
                 let next = flag_config(&current, plan, shape);
                 if next != current {
-                    planned.configs.push(ConfigWrite {
+                    planned.push(ConfigWrite {
                         environment: rollout.record.environment.clone(),
                         flag: flag.clone(),
                         expected_version: Some(config.version),
@@ -400,10 +400,10 @@ pub async fn transition(
                     });
                 }
             }
-            planned.rollouts.push(RolloutWrite::Update {
+            planned.push(RolloutWrite::Update {
                 id: rollout.record.id,
                 expected_version: rollout.record.version,
-                status: progress.progress.status.as_str().to_owned(),
+                status: stored_status(progress.progress.status),
                 progress: to_json(&progress),
                 timeline: to_json(&timeline),
             });
@@ -414,7 +414,7 @@ pub async fn transition(
     .await?;
     let mut record = rollout.record.clone();
     record.version += 1;
-    record.status = progress.progress.status.as_str().to_owned();
+    record.status = stored_status(progress.progress.status);
     record.progress = to_json(&progress);
     record.timeline = to_json(&timeline);
     record.updated_at = now;
@@ -475,7 +475,7 @@ pub fn notification(
             "text": text,
             "event": event,
             "rollout": {
-                "id": (rollout.record.id != 0).then_some(rollout.record.id),
+                "id": rollout.record.id,
                 "project": rollout.record.project.as_str(),
                 "environment": rollout.record.environment.as_str(),
                 "flag": rollout.record.flag.as_str(),
@@ -521,4 +521,23 @@ pub fn check_startable(current: &Map<String, Value>, flag: &FlagKey) -> Result<S
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| ApiError::field("flag", format!("flag {flag} has no default variant")))
+}
+
+/// The status the store keeps for the judge's.
+pub fn stored_status(status: Status) -> RolloutStatus {
+    match status {
+        Status::Running => RolloutStatus::Running,
+        Status::Paused => RolloutStatus::Paused,
+        Status::Promoted => RolloutStatus::Promoted,
+        Status::Reverted => RolloutStatus::Reverted,
+    }
+}
+
+/// A new rollout's id, chosen before it is stored so that the messages announcing it in
+/// the same change carry it. Random below 2^53, so JSON clients read it exactly, and at
+/// least 2^32, above the ids the store once numbered itself.
+pub fn new_rollout_id() -> i64 {
+    const FIRST: u64 = 1 << 32;
+    const END: u64 = 1 << 53;
+    (FIRST + rand::random::<u64>() % (END - FIRST)) as i64
 }

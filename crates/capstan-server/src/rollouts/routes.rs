@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use capstan_judge::{
     Direction, Guardrail, Progress, Response, RolloutPlan, Statistic, Step, Tolerance, Units,
 };
-use capstan_store::{ConfigWrite, RolloutFilter, RolloutRecord, RolloutWrite};
+use capstan_store::{ConfigWrite, RolloutFilter, RolloutRecord, RolloutStatus, RolloutWrite};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use super::wire::{self, RolloutBucket, RolloutDetail, RolloutList};
 use super::{
     Rollout, StoredPlan, StoredProgress, TimelineEntry, Transition, TransitionContext,
-    check_startable, load, notification, split_targeting, to_json, transition,
+    check_startable, load, new_rollout_id, notification, split_targeting, to_json, transition,
 };
 use crate::core::body::{JsonBody, parse_json};
 use crate::core::error::ApiError;
@@ -199,7 +199,8 @@ async fn start(
     let environment = environment_key(&body.environment)?;
     let flag = flag_key(&body.flag)?;
     let actor = principal.name.clone();
-    let (_, applied) = mutate::<_, ApiError>(
+    let id = new_rollout_id();
+    mutate::<_, ApiError>(
         &state,
         &actor,
         &project,
@@ -242,11 +243,11 @@ async fn start(
                 split_targeting(&plan, plan.plan.steps[0].basis_points()),
             );
             let record = RolloutRecord {
-                id: 0,
+                id,
                 project: project.clone(),
                 environment: environment.clone(),
                 flag: flag.clone(),
-                status: "running".to_owned(),
+                status: RolloutStatus::Running,
                 plan: to_json(&plan),
                 progress: to_json(&progress),
                 timeline: to_json(&timeline),
@@ -283,16 +284,17 @@ async fn start(
                 },
                 (),
             );
-            planned.configs.push(ConfigWrite {
+            planned.push(ConfigWrite {
                 environment: environment.clone(),
                 flag: flag.clone(),
                 expected_version: Some(config.version),
                 config: Some(Value::Object(next)),
             });
-            planned.rollouts.push(RolloutWrite::Create {
+            planned.push(RolloutWrite::Create {
+                id,
                 environment: environment.clone(),
                 flag: flag.clone(),
-                status: "running".to_owned(),
+                status: RolloutStatus::Running,
                 plan: to_json(&plan),
                 progress: to_json(&progress),
                 timeline: to_json(&timeline),
@@ -305,9 +307,6 @@ async fn start(
         },
     )
     .await?;
-    let id = applied
-        .and_then(|applied| applied.rollout_ids.first().copied())
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("the store returned no rollout id")))?;
     let rollout = load(&state, &project, id).await?;
     Ok((StatusCode::CREATED, Json(wire::Rollout::from(&rollout))))
 }

@@ -7,7 +7,8 @@ use serde_json::json;
 
 use crate::each_backend;
 use crate::helpers::{
-    audit, boolean_flag, bootstrapped, config, create_flag, env, flag, production_change, project,
+    audit, boolean_flag, bootstrapped, change_config, config, create_flag, env, flag,
+    production_change, project,
 };
 
 #[tokio::test]
@@ -28,10 +29,7 @@ async fn applies_a_change_and_records_its_version_and_audit() {
         assert_eq!(state.configs[0].config, config("DISABLED"));
         assert_eq!(state.configs[0].version, 1);
 
-        let mut enable = create_flag("checkout", 1);
-        enable.flags.clear();
-        enable.configs[0].expected_version = Some(1);
-        enable.configs[0].config = Some(config("ENABLED"));
+        let mut enable = change_config("checkout", 1, 1, config("ENABLED"));
         enable.audit.action = "flag.enable".to_owned();
         store.apply(enable).await.unwrap();
 
@@ -64,9 +62,7 @@ async fn a_stale_version_loses_with_the_current_version() {
     async fn check(store: &SqlStore, _: &TestBackend) {
         bootstrapped(store).await;
         store.apply(create_flag("checkout", 0)).await.unwrap();
-        let mut stale = create_flag("checkout", 1);
-        stale.flags.clear();
-        stale.configs[0].expected_version = Some(7);
+        let stale = change_config("checkout", 1, 7, config("DISABLED"));
         match store.apply(stale).await {
             Err(StoreError::VersionConflict {
                 current_version, ..
@@ -91,12 +87,15 @@ async fn a_failed_change_leaves_nothing_behind() {
         // The second configuration write conflicts, after the first one and the audit
         // entry were written inside the transaction.
         let mut change = create_flag("fresh", 1);
-        change.configs.push(ConfigWrite {
-            environment: env("production"),
-            flag: flag("existing"),
-            expected_version: Some(42),
-            config: Some(config("ENABLED")),
-        });
+        change.writes.push(
+            ConfigWrite {
+                environment: env("production"),
+                flag: flag("existing"),
+                expected_version: Some(42),
+                config: Some(config("ENABLED")),
+            }
+            .into(),
+        );
         assert!(matches!(
             store.apply(change).await,
             Err(StoreError::VersionConflict { .. })
@@ -146,13 +145,16 @@ async fn deleting_a_flag_removes_it_everywhere_and_keeps_history() {
         bootstrapped(store).await;
         store.apply(create_flag("gone", 0)).await.unwrap();
         let delete = ChangeSet {
-            flags: vec![FlagWrite::Delete(flag("gone"))],
-            configs: vec![ConfigWrite {
-                environment: env("production"),
-                flag: flag("gone"),
-                expected_version: Some(1),
-                config: None,
-            }],
+            writes: vec![
+                FlagWrite::Delete(flag("gone")).into(),
+                ConfigWrite {
+                    environment: env("production"),
+                    flag: flag("gone"),
+                    expected_version: Some(1),
+                    config: None,
+                }
+                .into(),
+            ],
             ..production_change(1, audit("flag.delete", "gone"), 11)
         };
         store.apply(delete).await.unwrap();
@@ -179,12 +181,15 @@ async fn segments_are_versioned_per_environment() {
         bootstrapped(store).await;
         let key = SegmentKey::parse("beta-users").unwrap();
         let write = |expected, rule: serde_json::Value, revision| ChangeSet {
-            segments: vec![SegmentWrite {
-                environment: env("production"),
-                key: key.clone(),
-                expected_version: expected,
-                segment: Some(("Beta".to_owned(), rule)),
-            }],
+            writes: vec![
+                SegmentWrite {
+                    environment: env("production"),
+                    key: key.clone(),
+                    expected_version: expected,
+                    segment: Some(("Beta".to_owned(), rule)),
+                }
+                .into(),
+            ],
             ..production_change(revision, audit("segment.upsert", "beta-users"), 12)
         };
         store
@@ -232,10 +237,7 @@ async fn concurrent_writers_never_lose_an_acknowledged_change() {
                 for _ in 0..5 {
                     let state = store.load_environment(&project(), &env("production")).await.unwrap();
                     let version = state.configs[0].version;
-                    let mut change = create_flag("counter", state.environment.revision);
-                    change.flags.clear();
-                    change.configs[0].expected_version = Some(version);
-                    change.configs[0].config = Some(json!({"state": "ENABLED", "variants": {"w": writer}, "defaultVariant": "w"}));
+                    let change = change_config("counter", state.environment.revision, version, json!({"state": "ENABLED", "variants": {"w": writer}, "defaultVariant": "w"}));
                     match store.apply(change).await {
                         Ok(_) => successes += 1,
                         Err(StoreError::VersionConflict { .. } | StoreError::RevisionConflict { .. }) => {}

@@ -94,13 +94,9 @@ pub(crate) fn production_change(revision: i64, audit: AuditEntry, at: i64) -> Ch
     ChangeSet {
         project: project(),
         environments: vec![(env("production"), revision)],
-        flags: vec![],
-        configs: vec![],
-        segments: vec![],
         audit,
         at,
-        settles_schedule: None,
-        rollouts: vec![],
+        writes: vec![],
         notifications: vec![],
     }
 }
@@ -108,29 +104,63 @@ pub(crate) fn production_change(revision: i64, audit: AuditEntry, at: i64) -> Ch
 /// A change that creates `key` in production, expecting the environment at `revision`.
 pub(crate) fn create_flag(key: &str, revision: i64) -> ChangeSet {
     ChangeSet {
-        flags: vec![FlagWrite::Upsert(boolean_flag(key))],
-        configs: vec![ConfigWrite {
-            environment: env("production"),
-            flag: flag(key),
-            expected_version: None,
-            config: Some(config("DISABLED")),
-        }],
+        writes: vec![
+            FlagWrite::Upsert(boolean_flag(key)).into(),
+            ConfigWrite {
+                environment: env("production"),
+                flag: flag(key),
+                expected_version: None,
+                config: Some(config("DISABLED")),
+            }
+            .into(),
+        ],
         ..production_change(revision, audit("flag.create", key), 10)
     }
 }
 
-pub(crate) fn start_rollout(flag_key: &str, revision: i64) -> ChangeSet {
-    let mut change = create_flag(flag_key, revision);
+/// A change that sets `key`'s configuration in production from `expected_version`.
+pub(crate) fn change_config(
+    key: &str,
+    revision: i64,
+    expected_version: i64,
+    config: serde_json::Value,
+) -> ChangeSet {
+    ChangeSet {
+        writes: vec![
+            ConfigWrite {
+                environment: env("production"),
+                flag: flag(key),
+                expected_version: Some(expected_version),
+                config: Some(config),
+            }
+            .into(),
+        ],
+        ..production_change(revision, audit("flag.update", key), 10)
+    }
+}
+
+/// A change that starts rollout `id` of `flag_key` in production, announcing it; with
+/// `create_flag`, it creates the flag too.
+pub(crate) fn start_rollout(flag_key: &str, revision: i64, id: i64, create: bool) -> ChangeSet {
+    let mut change = if create {
+        create_flag(flag_key, revision)
+    } else {
+        production_change(revision, audit("rollout.start", flag_key), 10)
+    };
     change.audit = audit("rollout.start", flag_key);
-    change.rollouts = vec![RolloutWrite::Create {
-        environment: env("production"),
-        flag: flag(flag_key),
-        status: "running".to_owned(),
-        plan: json!({"control": "off", "treatment": "on"}),
-        progress: json!({"step": 0}),
-        timeline: json!([]),
-        created_by: "token:admin".to_owned(),
-    }];
+    change.writes.push(
+        RolloutWrite::Create {
+            id,
+            environment: env("production"),
+            flag: flag(flag_key),
+            status: RolloutStatus::Running,
+            plan: json!({"control": "off", "treatment": "on"}),
+            progress: json!({"step": 0}),
+            timeline: json!([]),
+            created_by: "token:admin".to_owned(),
+        }
+        .into(),
+    );
     change.notifications = vec![Notification {
         event: "rollout.started".to_owned(),
         body: json!({"text": format!("{flag_key} started")}),

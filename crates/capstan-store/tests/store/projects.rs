@@ -6,7 +6,7 @@ use capstan_store::*;
 use serde_json::json;
 
 use crate::each_backend;
-use crate::helpers::{audit, bootstrapped, create_flag, env, project, token};
+use crate::helpers::{audit, bootstrapped, create_flag, env, flag, project, token};
 
 #[tokio::test]
 async fn bootstrap_creates_the_project_once() {
@@ -55,11 +55,16 @@ async fn a_new_environment_gets_every_flag_disabled() {
         // Flags live in the oldest environment the new one copies from.
         let mut change = create_flag("copied", 0);
         change.environments = vec![(env("development"), 0)];
-        change.configs[0].environment = env("development");
-        change.configs[0].config = Some(json!({
-            "state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on",
-            "targeting": {"if": [true, "off"]}
-        }));
+        change.writes[1] = ConfigWrite {
+            environment: env("development"),
+            flag: flag("copied"),
+            expected_version: None,
+            config: Some(json!({
+                "state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on",
+                "targeting": {"if": [true, "off"]}
+            })),
+        }
+        .into();
         store.apply(change).await.unwrap();
         let created = store
             .create_environment(

@@ -5,22 +5,23 @@ use capstan_store::*;
 use serde_json::json;
 
 use crate::each_backend;
-use crate::helpers::{audit, bootstrapped, create_flag, env, flag, project, start_rollout};
+use crate::helpers::{audit, bootstrapped, env, flag, production_change, project, start_rollout};
 
 #[tokio::test]
 async fn a_rollout_commits_with_its_flag_change_and_one_is_active_per_flag() {
     async fn check(store: &SqlStore, _: &TestBackend) {
         bootstrapped(store).await;
-        let applied = store.apply(start_rollout("checkout", 0)).await.unwrap();
-        let id = applied.rollout_ids[0];
+        let id = 7_001;
+        store
+            .apply(start_rollout("checkout", 0, id, true))
+            .await
+            .unwrap();
         let rollout = store.rollout(id).await.unwrap();
         assert_eq!((rollout.status.as_str(), rollout.version), ("running", 1));
         assert_eq!(rollout.plan["treatment"], "on");
 
         // A second active rollout of the same flag is refused, and nothing of it is kept.
-        let mut second = start_rollout("checkout", 1);
-        second.flags.clear();
-        second.configs.clear();
+        let second = start_rollout("checkout", 1, 7_002, false);
         let refused = store.apply(second).await.unwrap_err();
         assert!(
             matches!(refused, StoreError::AlreadyExists { .. }),
@@ -35,23 +36,28 @@ async fn a_rollout_commits_with_its_flag_change_and_one_is_active_per_flag() {
         );
 
         // Moving on checks the version; a stale writer loses.
-        let update = |expected_version, status: &str| {
-            let mut change = create_flag("other", 1);
-            change.flags.clear();
-            change.configs.clear();
-            change.environments.clear();
-            change.audit = audit("rollout.advance", "checkout");
-            change.rollouts = vec![RolloutWrite::Update {
-                id,
-                expected_version,
-                status: status.to_owned(),
-                progress: json!({"step": 1}),
-                timeline: json!([{"step": 0}]),
-            }];
-            change
+        let update = |expected_version, status| ChangeSet {
+            environments: vec![],
+            writes: vec![
+                RolloutWrite::Update {
+                    id,
+                    expected_version,
+                    status,
+                    progress: json!({"step": 1}),
+                    timeline: json!([{"step": 0}]),
+                }
+                .into(),
+            ],
+            ..production_change(1, audit("rollout.advance", "checkout"), 10)
         };
-        store.apply(update(1, "promoted")).await.unwrap();
-        let stale = store.apply(update(1, "reverted")).await.unwrap_err();
+        store
+            .apply(update(1, RolloutStatus::Promoted))
+            .await
+            .unwrap();
+        let stale = store
+            .apply(update(1, RolloutStatus::Reverted))
+            .await
+            .unwrap_err();
         assert!(
             matches!(
                 stale,
@@ -67,10 +73,11 @@ async fn a_rollout_commits_with_its_flag_change_and_one_is_active_per_flag() {
         assert_eq!(rollout.progress, json!({"step": 1}));
 
         // Finished, the flag may have a new rollout.
-        let mut next = start_rollout("checkout", 1);
-        next.flags.clear();
-        next.configs.clear();
-        let next_id = store.apply(next).await.unwrap().rollout_ids[0];
+        let next_id = 7_003;
+        store
+            .apply(start_rollout("checkout", 1, next_id, false))
+            .await
+            .unwrap();
         let active = store
             .list_rollouts(RolloutFilter {
                 active_only: true,

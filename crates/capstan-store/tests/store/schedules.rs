@@ -31,11 +31,13 @@ async fn a_schedule_settles_once() {
         // A change that carries the schedule out settles it in the same transaction; a
         // second one (another replica) finds it settled and changes nothing.
         let mut carry_out = create_flag("checkout", 0);
-        carry_out.settles_schedule = Some(created.id);
+        carry_out
+            .writes
+            .push(ScheduleWrite::Settle(created.id).into());
         carry_out.at = 1_001;
         store.apply(carry_out).await.unwrap();
         let mut again = create_flag("other", 1);
-        again.settles_schedule = Some(created.id);
+        again.writes.push(ScheduleWrite::Settle(created.id).into());
         assert!(matches!(
             store.apply(again).await,
             Err(StoreError::AlreadySettled { .. })

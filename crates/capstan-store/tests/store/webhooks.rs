@@ -34,12 +34,15 @@ async fn notifications_are_queued_for_matching_webhooks_in_the_same_transaction(
         assert_eq!(store.list_webhooks(&project()).await.unwrap().len(), 2);
 
         // A change that fails queues nothing.
-        let mut failing = start_rollout("checkout", 99);
+        let mut failing = start_rollout("checkout", 99, 7_001, true);
         failing.notifications[0].event = "rollout.reverted".to_owned();
         store.apply(failing).await.unwrap_err();
         assert!(store.due_deliveries(i64::MAX, 10).await.unwrap().is_empty());
 
-        store.apply(start_rollout("checkout", 0)).await.unwrap();
+        store
+            .apply(start_rollout("checkout", 0, 7_001, true))
+            .await
+            .unwrap();
         let due = store.due_deliveries(10, 10).await.unwrap();
         assert_eq!(
             due.len(),

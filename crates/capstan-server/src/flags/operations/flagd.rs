@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey, SegmentKey};
-use capstan_store::{ConfigWrite, FlagRecord, FlagWrite, SegmentWrite};
+use capstan_store::{ConfigWrite, FlagRecord, FlagWrite, SegmentWrite, Write};
 use serde_json::{Map, Value, json};
 
 use crate::flags::environments::EnvironmentSnapshot;
@@ -275,8 +275,11 @@ fn plan_import(
         },
         outcome,
     );
-    plan.flags = plan_flags;
-    plan.configs = configs;
-    plan.segments = segments;
+    plan.writes = plan_flags
+        .into_iter()
+        .map(Write::from)
+        .chain(configs.into_iter().map(Write::from))
+        .chain(segments.into_iter().map(Write::from))
+        .collect();
     Ok(plan)
 }

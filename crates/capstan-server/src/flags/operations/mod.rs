@@ -12,7 +12,9 @@ pub mod segments;
 use std::sync::Arc;
 
 use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey};
-use capstan_store::{ConfigRecord, ConfigWrite, FlagRecord, FlagVersionRecord, FlagWrite};
+use capstan_store::{
+    ConfigRecord, ConfigWrite, FlagRecord, FlagVersionRecord, FlagWrite, ScheduleWrite,
+};
 use serde_json::{Map, Value, json};
 
 use crate::flags::environments::EnvironmentSnapshot;
@@ -277,9 +279,9 @@ pub async fn create_flag(
             },
             (),
         );
-        plan.flags.push(FlagWrite::Upsert(record));
+        plan.push(FlagWrite::Upsert(record));
         for snapshot in snapshots {
-            plan.configs.push(ConfigWrite {
+            plan.push(ConfigWrite {
                 environment: snapshot.environment.clone(),
                 flag: flag.clone(),
                 expected_version: None,
@@ -325,7 +327,7 @@ pub async fn update_flag(
             (),
         );
         if &next != current {
-            plan.flags.push(FlagWrite::Upsert(next));
+            plan.push(FlagWrite::Upsert(next));
         }
         Ok(plan)
     })
@@ -355,14 +357,14 @@ pub async fn delete_flag(
             (),
         );
         for (environment, config) in &current.environments {
-            plan.configs.push(ConfigWrite {
+            plan.push(ConfigWrite {
                 environment: environment.clone(),
                 flag: flag.clone(),
                 expected_version: Some(config.version),
                 config: None,
             });
         }
-        plan.flags.push(FlagWrite::Delete(flag.clone()));
+        plan.push(FlagWrite::Delete(flag.clone()));
         Ok(plan)
     })
     .await?;
@@ -407,9 +409,11 @@ pub async fn change_config(
                 },
                 (),
             );
-            plan.settles_schedule = change.settles_schedule;
+            if let Some(id) = change.settles_schedule {
+                plan.push(ScheduleWrite::Settle(id));
+            }
             if after != before || change.settles_schedule.is_some() {
-                plan.configs.push(ConfigWrite {
+                plan.push(ConfigWrite {
                     environment: environment.clone(),
                     flag: flag.clone(),
                     expected_version: Some(current.version),

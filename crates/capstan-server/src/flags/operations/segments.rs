@@ -84,7 +84,7 @@ pub async fn put(
                 },
                 current.is_none(),
             );
-            plan.segments.push(SegmentWrite {
+            plan.push(SegmentWrite {
                 environment: environment.clone(),
                 key: segment.clone(),
                 expected_version: current.map(|s| s.version),
@@ -122,7 +122,7 @@ pub async fn delete(
                 },
                 (),
             );
-            plan.segments.push(SegmentWrite {
+            plan.push(SegmentWrite {
                 environment: environment.clone(),
                 key: segment.clone(),
                 expected_version: Some(current.version),
