@@ -66,7 +66,8 @@ pub use flags::{
 };
 pub use leases::LeaseStore;
 pub use placements::{
-    DecisionRecord, ItemRecord, PlacementStore, RewardCombine, RewardOutcome, SurfaceRecord,
+    DecisionRecord, ItemRecord, ItemStatus, PlacementStore, RewardCombine, RewardOutcome,
+    SurfaceRecord,
 };
 pub use projects::{
     Bootstrap, BootstrapOutcome, EnvironmentRecord, NewEnvironment, ProjectRecord, ProjectStore,
@@ -79,7 +80,9 @@ pub use schedules::{
 };
 pub use sql::{OpenOptions, SqlStore};
 pub use tokens::{TokenRecord, TokenStore};
-pub use webhooks::{DeliveryOutcome, DeliveryRecord, Notification, WebhookRecord, WebhookStore};
+pub use webhooks::{
+    DeliveryOutcome, DeliveryRecord, DeliveryStatus, Notification, WebhookRecord, WebhookStore,
+};
 
 use async_trait::async_trait;
 

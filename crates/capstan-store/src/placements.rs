@@ -8,7 +8,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::audit::{AuditEntry, insert_audit};
-use crate::sql::{SqlStore, json_column, key_column, not_found};
+use crate::sql::{SqlStore, corrupt, json_column, key_column, not_found};
 use crate::{Result, StoreError};
 
 /// A placement surface: a place content appears. `settings` is the learner's settings,
@@ -23,12 +23,20 @@ pub struct SurfaceRecord {
     pub updated_at: i64,
 }
 
-/// An item that can appear on a surface; `status` is `live` or `retired`.
+text_enum! {
+    /// Whether an item may be ranked.
+    pub enum ItemStatus {
+        Live = "live",
+        Retired = "retired",
+    }
+}
+
+/// An item that can appear on a surface.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemRecord {
     pub id: String,
     pub features: Value,
-    pub status: String,
+    pub status: ItemStatus,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -250,7 +258,7 @@ impl PlacementStore for SqlStore {
             .bind(surface.as_str())
             .bind(&item.id)
             .bind(item.features.to_string())
-            .bind(&item.status)
+            .bind(item.status.as_str())
             .bind(item.created_at)
             .bind(item.updated_at)
             .execute(&mut *tx)
@@ -279,7 +287,11 @@ impl PlacementStore for SqlStore {
                 Ok(ItemRecord {
                     id: row.try_get("id")?,
                     features: json_column(row, "features")?,
-                    status: row.try_get("status")?,
+                    status: {
+                        let status: String = row.try_get("status")?;
+                        ItemStatus::parse(&status)
+                            .ok_or_else(|| corrupt(format!("item status {status:?}")))?
+                    },
                     created_at: row.try_get("created_at")?,
                     updated_at: row.try_get("updated_at")?,
                 })

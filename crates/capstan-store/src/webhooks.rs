@@ -18,6 +18,17 @@ pub struct Notification {
     pub body: Value,
 }
 
+text_enum! {
+    /// Where a delivery is.
+    pub enum DeliveryStatus {
+        /// Not delivered yet; it is tried again at its next attempt's time.
+        Pending = "pending",
+        Delivered = "delivered",
+        /// Given up after the last attempt.
+        Failed = "failed",
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookRecord {
     pub id: String,
@@ -41,7 +52,7 @@ pub struct DeliveryRecord {
     pub attempts: i64,
     pub next_attempt_at: i64,
     /// `pending`, `delivered` or `failed` (gave up).
-    pub status: String,
+    pub status: DeliveryStatus,
     pub last_error: Option<String>,
     pub created_at: i64,
 }
@@ -156,9 +167,11 @@ impl WebhookStore for SqlStore {
 
     async fn settle_delivery(&self, id: i64, outcome: DeliveryOutcome, at: i64) -> Result<()> {
         let (status, next, error) = match outcome {
-            DeliveryOutcome::Delivered => ("delivered", at, None),
-            DeliveryOutcome::Retry { at: next, error } => ("pending", next, Some(error)),
-            DeliveryOutcome::GaveUp { error } => ("failed", at, Some(error)),
+            DeliveryOutcome::Delivered => (DeliveryStatus::Delivered, at, None),
+            DeliveryOutcome::Retry { at: next, error } => {
+                (DeliveryStatus::Pending, next, Some(error))
+            }
+            DeliveryOutcome::GaveUp { error } => (DeliveryStatus::Failed, at, Some(error)),
         };
         sqlx::query(
             "UPDATE webhook_deliveries SET status = $2, next_attempt_at = $3, last_error = $4, \
@@ -166,7 +179,7 @@ impl WebhookStore for SqlStore {
              WHERE id = $1 AND status = 'pending'",
         )
         .bind(id)
-        .bind(status)
+        .bind(status.as_str())
         .bind(next)
         .bind(error)
         .bind(at)
@@ -247,7 +260,11 @@ fn delivery_from_row(row: &AnyRow) -> Result<DeliveryRecord> {
         body: json_column(row, "body")?,
         attempts: row.try_get("attempts")?,
         next_attempt_at: row.try_get("next_attempt_at")?,
-        status: row.try_get("status")?,
+        status: {
+            let status: String = row.try_get("status")?;
+            DeliveryStatus::parse(&status)
+                .ok_or_else(|| corrupt(format!("delivery status {status:?}")))?
+        },
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("delivery_created_at")?,
     })

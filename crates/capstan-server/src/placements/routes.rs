@@ -5,15 +5,15 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use capstan_model::{ProjectKey, Role, SurfaceKey};
-use capstan_store::{AuditEntry, ItemRecord, SurfaceRecord};
+use capstan_store::{AuditEntry, ItemRecord, ItemStatus, SurfaceRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::wire::{
-    Decision, DecisionPage, Item, ItemLearning, ItemList, ItemStatus, Lift, Ranking, StoredItems,
-    Surface, SurfaceDetail, SurfaceList,
+    Decision, DecisionPage, Item, ItemLearning, ItemList, Lift, Ranking, StoredItems, Surface,
+    SurfaceDetail, SurfaceList,
 };
 use super::{RankInput, SurfaceSettings, new_event_id};
 use crate::core::auth::Principal;
@@ -301,7 +301,7 @@ fn item_record(
     Ok(ItemRecord {
         id,
         features,
-        status: status.as_str().to_owned(),
+        status,
         created_at: now,
         updated_at: now,
     })
@@ -328,7 +328,7 @@ async fn put_item(
     let surface = surface_key(&surface)?;
     let now = state.clock.now_ms();
     let item = item_record("", id, body.features, body.status, now)?;
-    let answer = Item::try_from(&item)?;
+    let answer = Item::from(&item);
     state
         .store
         .upsert_items(
@@ -431,8 +431,8 @@ async fn list_items(
         .list_items(&project, &surface)
         .await?
         .iter()
-        .map(Item::try_from)
-        .collect::<Result<_, _>>()?;
+        .map(Item::from)
+        .collect();
     Ok(Json(ItemList { items }))
 }
 
@@ -482,12 +482,12 @@ pub(super) async fn candidates(
     let live = |id: &str| {
         items
             .iter()
-            .find(|item| item.id == id && item.status == "live")
+            .find(|item| item.id == id && item.status == ItemStatus::Live)
     };
     let chosen: Vec<(String, Value)> = match given {
         None => items
             .iter()
-            .filter(|item| item.status == "live")
+            .filter(|item| item.status == ItemStatus::Live)
             .map(|item| (item.id.clone(), item.features.clone()))
             .collect(),
         Some(given) => {

@@ -225,19 +225,11 @@ pub enum ItemStatus {
     Retired,
 }
 
-impl ItemStatus {
-    pub fn parse(text: &str) -> Option<ItemStatus> {
-        match text {
-            "live" => Some(ItemStatus::Live),
-            "retired" => Some(ItemStatus::Retired),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ItemStatus::Live => "live",
-            ItemStatus::Retired => "retired",
+impl From<capstan_store::ItemStatus> for ItemStatus {
+    fn from(status: capstan_store::ItemStatus) -> ItemStatus {
+        match status {
+            capstan_store::ItemStatus::Live => ItemStatus::Live,
+            capstan_store::ItemStatus::Retired => ItemStatus::Retired,
         }
     }
 }
@@ -257,24 +249,15 @@ pub struct Item {
     pub updated_at: String,
 }
 
-impl TryFrom<&ItemRecord> for Item {
-    type Error = ApiError;
-
-    fn try_from(item: &ItemRecord) -> Result<Item, ApiError> {
-        let status = ItemStatus::parse(&item.status).ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!(
-                "item {} has an unknown status {:?}",
-                item.id,
-                item.status
-            ))
-        })?;
-        Ok(Item {
+impl From<&ItemRecord> for Item {
+    fn from(item: &ItemRecord) -> Item {
+        Item {
             id: item.id.clone(),
             features: item.features.clone(),
-            status,
+            status: item.status.into(),
             created_at: rfc3339(item.created_at),
             updated_at: rfc3339(item.updated_at),
-        })
+        }
     }
 }
 

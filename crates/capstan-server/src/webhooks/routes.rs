@@ -211,7 +211,7 @@ async fn deliveries(
         .list_deliveries(&id)
         .await?
         .iter()
-        .map(Delivery::try_from)
-        .collect::<Result<_, _>>()?;
+        .map(Delivery::from)
+        .collect();
     Ok(Json(DeliveryList { deliveries }))
 }

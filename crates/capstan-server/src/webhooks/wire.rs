@@ -4,7 +4,6 @@ use capstan_store::{DeliveryRecord, WebhookRecord};
 use serde::{Deserialize, Serialize};
 
 use crate::core::clock::rfc3339;
-use crate::core::error::ApiError;
 
 /// A webhook, never its secret.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -72,30 +71,27 @@ pub struct Delivery {
     pub next_attempt_at: String,
 }
 
-impl TryFrom<&DeliveryRecord> for Delivery {
-    type Error = ApiError;
+impl From<capstan_store::DeliveryStatus> for DeliveryStatus {
+    fn from(status: capstan_store::DeliveryStatus) -> DeliveryStatus {
+        match status {
+            capstan_store::DeliveryStatus::Pending => DeliveryStatus::Pending,
+            capstan_store::DeliveryStatus::Delivered => DeliveryStatus::Delivered,
+            capstan_store::DeliveryStatus::Failed => DeliveryStatus::Failed,
+        }
+    }
+}
 
-    fn try_from(delivery: &DeliveryRecord) -> Result<Delivery, ApiError> {
-        let status = match delivery.status.as_str() {
-            "pending" => DeliveryStatus::Pending,
-            "delivered" => DeliveryStatus::Delivered,
-            "failed" => DeliveryStatus::Failed,
-            other => {
-                return Err(ApiError::Internal(anyhow::anyhow!(
-                    "delivery {} has an unknown status {other:?}",
-                    delivery.id
-                )));
-            }
-        };
-        Ok(Delivery {
+impl From<&DeliveryRecord> for Delivery {
+    fn from(delivery: &DeliveryRecord) -> Delivery {
+        Delivery {
             id: delivery.id,
             event: delivery.event.clone(),
-            status,
+            status: delivery.status.into(),
             attempts: delivery.attempts,
             last_error: delivery.last_error.clone(),
             created_at: rfc3339(delivery.created_at),
             next_attempt_at: rfc3339(delivery.next_attempt_at),
-        })
+        }
     }
 }
 

@@ -69,7 +69,7 @@ async fn transactions_that_read_before_writing_wait_for_other_writers() {
                         &[ItemRecord {
                             id: format!("item-{round}"),
                             features: json!({}),
-                            status: "live".to_owned(),
+                            status: ItemStatus::Live,
                             created_at: round,
                             updated_at: round,
                         }],
@@ -154,7 +154,7 @@ async fn surfaces_items_decisions_rewards_and_models() {
         let item = |id: &str, status: &str| ItemRecord {
             id: id.to_owned(),
             features: json!({"category": "sleep"}),
-            status: status.to_owned(),
+            status: ItemStatus::parse(status).unwrap(),
             created_at: 2,
             updated_at: 2,
         };

@@ -78,7 +78,9 @@ async fn notifications_are_queued_for_matching_webhooks_in_the_same_transaction(
             .unwrap();
         assert!(store.due_deliveries(i64::MAX, 10).await.unwrap().is_empty());
         assert_eq!(
-            store.list_deliveries("all").await.unwrap()[0].status,
+            store.list_deliveries("all").await.unwrap()[0]
+                .status
+                .as_str(),
             "delivered"
         );
 
