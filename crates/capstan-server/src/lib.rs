@@ -23,13 +23,14 @@ use axum::response::Response;
 use capstan_model::{EnvironmentKey, ProjectKey, Role, TokenName};
 use capstan_store::{Bootstrap, BootstrapOutcome, SqlStore, Store, TokenRecord};
 use secrecy::ExposeSecret;
+use state::AppState;
 
 use crate::core::clock::Clock;
 pub use crate::core::config::ServeConfig;
 use crate::core::error::ApiError;
+use crate::core::state::Settings;
 use crate::core::{auth, background, health, rate_limit};
 use crate::flags::{changes, scheduler};
-use state::{AppState, Settings};
 
 /// The OpenAPI document's frame; the paths are collected from the handlers' own
 /// annotations as the routers are built, so the document cannot drift from the code.
@@ -124,7 +125,7 @@ async fn record_request(State(state): State<AppState>, request: Request, next: N
         _ => "OTHER",
     };
     let response = next.run(request).await;
-    state.metrics.record_request(
+    state.core.metrics.record_request(
         &route,
         method,
         response.status().as_u16(),
@@ -192,7 +193,7 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish, and waits.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        self.state.shutdown.send_replace(true);
+        self.state.core.shutdown.send_replace(true);
         self.task
             .await
             .context("server task failed")?
@@ -284,20 +285,21 @@ pub async fn start(config: &ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
     // Listening starts before the server serves, so no change committed after this
     // replica answers its first request can go unheard.
     if let Some(feed) = state
+        .core
         .store
         .changes()
         .await
         .context("failed to listen for changes")?
     {
-        tokio::spawn(changes::follow(state.clone(), feed));
+        tokio::spawn(changes::follow(state.flags.clone(), feed));
     }
-    let stopped = state.shutdown.subscribe();
+    let stopped = state.core.shutdown.subscribe();
     if config.scheduler_interval_ms > 0 {
         tokio::spawn(background::every(
             scheduler::Scheduler,
-            state.clone(),
+            state.flags.clone(),
             Duration::from_millis(config.scheduler_interval_ms),
-            state.shutdown.subscribe(),
+            state.core.shutdown.subscribe(),
         ));
     }
     if config.rollout_interval_ms > 0 {
@@ -308,15 +310,15 @@ pub async fn start(config: &ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
             .max(5_000);
         tokio::spawn(background::every(
             rollouts::driver::RolloutDriver::new(lease_ttl_ms),
-            state.clone(),
+            state.flags.clone(),
             interval,
-            state.shutdown.subscribe(),
+            state.core.shutdown.subscribe(),
         ));
         tokio::spawn(background::every(
             webhooks::Deliverer::new(lease_ttl_ms),
-            state.clone(),
+            state.core.clone(),
             interval,
-            state.shutdown.subscribe(),
+            state.core.shutdown.subscribe(),
         ));
     }
     if config.placement_interval_ms > 0 {
@@ -326,9 +328,9 @@ pub async fn start(config: &ServeConfig, clock: Arc<dyn Clock>) -> anyhow::Resul
         // A learning replica saves its models at most every two seconds.
         tokio::spawn(background::every(
             placements::driver::PlacementDriver::new(lease_ttl_ms, 2_000),
-            state.clone(),
+            state.placements.clone(),
             Duration::from_millis(config.placement_interval_ms),
-            state.shutdown.subscribe(),
+            state.core.shutdown.subscribe(),
         ));
     }
     let app = app(state.clone());

@@ -1,42 +1,24 @@
-//! The state every handler and controller shares, passed explicitly.
+//! `AppState`: the assembly of every capability's state, which the routers are given.
+//! Each handler takes the state of its own capability (`State<FlagsState>`,
+//! `State<Arc<Core>>`, ...), drawn from this one with `FromRef`, so a capability sees only
+//! what it owns and what `core` shares.
 
 use std::sync::Arc;
 
+use axum::extract::FromRef;
 use capstan_store::Store;
 
-use crate::core::auth::TokenCache;
 use crate::core::clock::Clock;
-use crate::core::metrics::Metrics;
 use crate::core::rate_limit::RateLimiter;
-use crate::flags::environments::Environments;
+use crate::core::state::{Core, Settings};
+use crate::flags::FlagsState;
+use crate::placements::PlacementsState;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
-    pub environments: Arc<Environments>,
-    pub tokens: Arc<TokenCache>,
-    pub rate_limiter: Arc<RateLimiter>,
-    pub metrics: Arc<Metrics>,
-    pub settings: Arc<Settings>,
-    /// Serialises this replica's writes, so that two requests here do not race each
-    /// other into revision conflicts; the store's revisions order writes across replicas.
-    pub write_lock: Arc<tokio::sync::Mutex<()>>,
-    /// Turns true when the server starts shutting down; long-lived streams end on it.
-    pub shutdown: Arc<tokio::sync::watch::Sender<bool>>,
-    /// Placement learners this replica holds.
-    pub placements: Arc<crate::placements::Placements>,
-}
-
-/// The parts of the configuration handlers read.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// How long a rotated token keeps working beside its replacement, by default.
-    pub rotation_grace_seconds: i64,
-    /// Seconds between keep-alive comments on idle event streams.
-    pub sse_keep_alive_seconds: u64,
-    /// Hours raw events are kept (see `ServeConfig::event_retention_hours`).
-    pub event_retention_hours: i64,
+    pub core: Arc<Core>,
+    pub flags: FlagsState,
+    pub placements: PlacementsState,
 }
 
 impl AppState {
@@ -46,18 +28,29 @@ impl AppState {
         settings: Settings,
         rate_limiter: RateLimiter,
     ) -> AppState {
-        let metrics = Arc::new(Metrics::default());
+        let core = Arc::new(Core::new(store, clock, settings, rate_limiter));
         AppState {
-            environments: Arc::new(Environments::new(store.clone(), metrics.clone())),
-            store,
-            clock,
-            tokens: Arc::new(TokenCache::default()),
-            rate_limiter: Arc::new(rate_limiter),
-            metrics,
-            settings: Arc::new(settings),
-            write_lock: Arc::new(tokio::sync::Mutex::new(())),
-            shutdown: Arc::new(tokio::sync::watch::Sender::new(false)),
-            placements: Arc::default(),
+            flags: FlagsState::new(core.clone()),
+            placements: PlacementsState::new(core.clone()),
+            core,
         }
+    }
+}
+
+impl FromRef<AppState> for Arc<Core> {
+    fn from_ref(state: &AppState) -> Arc<Core> {
+        state.core.clone()
+    }
+}
+
+impl FromRef<AppState> for FlagsState {
+    fn from_ref(state: &AppState) -> FlagsState {
+        state.flags.clone()
+    }
+}
+
+impl FromRef<AppState> for PlacementsState {
+    fn from_ref(state: &AppState) -> PlacementsState {
+        state.placements.clone()
     }
 }

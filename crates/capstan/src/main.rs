@@ -88,7 +88,7 @@ async fn serve(config: capstan_server::ServeConfig) -> anyhow::Result<()> {
         );
         println!("Admin token (shown once; keep it safe): {token}");
     }
-    tracing::info!(address = %server.address, store = server.state.store.backend().as_str(), "capstan is serving");
+    tracing::info!(address = %server.address, store = server.state.core.store.backend().as_str(), "capstan is serving");
     // One stable line on stdout, for people and for scripts that start Capstan on port 0.
     println!("Listening on http://{}", server.address);
     tokio::select! {

@@ -1,25 +1,31 @@
 //! The audit trail: every change, who made it, when, and what it was before and after.
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::extract::FromRef;
 use axum::extract::{Query, State};
 use capstan_model::{EnvironmentKey, ProjectKey};
 use capstan_store::AuditFilter;
 use serde::Deserialize;
-
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::key;
 use crate::core::error::ApiError;
 use crate::core::scope::{Allowed, permissions};
+use crate::core::state::Core;
 use crate::core::wire::{AuditEntry, AuditLog};
-use crate::state::AppState;
 
 permissions! {
     ReadTheAuditTrail = (Viewer, "read the audit trail");
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Core>: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(list))
 }
 
@@ -43,7 +49,7 @@ struct AuditQuery {
     security(("bearer" = []))
 )]
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<Arc<Core>>,
     Allowed { principal, .. }: Allowed<ReadTheAuditTrail>,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<AuditLog>, ApiError> {

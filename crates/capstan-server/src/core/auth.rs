@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use capstan_model::{EnvironmentKey, ProjectKey, Role};
@@ -16,7 +16,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use crate::core::error::ApiError;
-use crate::state::AppState;
+use crate::core::state::Core;
 
 /// What every token starts with, so secret scanners can find leaked ones.
 pub const TOKEN_PREFIX: &str = "cps_";
@@ -160,7 +160,7 @@ fn secret_from_headers(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+pub async fn authenticate(state: &Core, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let secret = secret_from_headers(headers).ok_or(ApiError::Unauthenticated)?;
     if secret.is_empty() {
         return Err(ApiError::Unauthenticated);
@@ -187,17 +187,18 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Princ
     })
 }
 
-impl FromRequestParts<AppState> for Principal {
+impl<S> FromRequestParts<S> for Principal
+where
+    S: Send + Sync,
+    Arc<Core>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Principal, ApiError> {
-        let principal = authenticate(state, &parts.headers).await?;
-        state
-            .rate_limiter
-            .check(&principal.token_id, state.clock.now_ms())?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Principal, ApiError> {
+        let core = Arc::<Core>::from_ref(state);
+        let principal = authenticate(&core, &parts.headers).await?;
+        core.rate_limiter
+            .check(&principal.token_id, core.clock.now_ms())?;
         Ok(principal)
     }
 }

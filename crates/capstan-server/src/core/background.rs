@@ -5,26 +5,29 @@
 use std::future::Future;
 use std::time::Duration;
 
+use capstan_store::StoreError;
 use tokio::sync::watch;
 
-use capstan_store::StoreError;
-
-use crate::state::AppState;
+use crate::core::state::Core;
 
 /// A controller that does one pass of its work at a time.
 pub trait Controller: Send {
     /// What a pass is called in the log.
     const WHAT: &'static str;
 
+    /// The state of the capability the controller belongs to.
+    type State: Send + Sync;
+
     /// What a failed pass reports; it is logged, and the next tick tries again.
     type Error: std::fmt::Display + Send;
 
-    fn pass(&mut self, state: &AppState) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    fn pass(&mut self, state: &Self::State)
+    -> impl Future<Output = Result<(), Self::Error>> + Send;
 }
 
 pub async fn every<C: Controller>(
     mut controller: C,
-    state: AppState,
+    state: C::State,
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -62,10 +65,9 @@ impl Lease {
     }
 
     /// Takes or renews the lease; whether this replica holds it now.
-    pub async fn hold(&self, state: &AppState) -> Result<bool, StoreError> {
-        state
-            .store
-            .acquire_lease(self.name, &self.holder, state.clock.now_ms(), self.ttl_ms)
+    pub async fn hold(&self, core: &Core) -> Result<bool, StoreError> {
+        core.store
+            .acquire_lease(self.name, &self.holder, core.clock.now_ms(), self.ttl_ms)
             .await
     }
 }

@@ -18,5 +18,6 @@ pub mod paths;
 pub mod projects;
 pub mod rate_limit;
 pub mod scope;
+pub mod state;
 pub mod tokens;
 pub mod wire;

@@ -1,6 +1,9 @@
 //! Projects and environments.
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::extract::FromRef;
 use axum::extract::State;
 use axum::http::StatusCode;
 use capstan_model::EnvironmentKey;
@@ -11,12 +14,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::{JsonBody, key};
-
 use super::paths;
 use crate::core::error::ApiError;
 use crate::core::scope::{Allowed, InProject, permissions};
+use crate::core::state::Core;
 use crate::core::wire::{Environment, EnvironmentList, Project, ProjectList};
-use crate::state::AppState;
 
 permissions! {
     ReadProjects = (Viewer, "read projects");
@@ -24,7 +26,11 @@ permissions! {
     ReadEnvironments = (Viewer, "read environments");
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Core>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_projects))
         .routes(routes!(list_environments, create_environment))
@@ -39,7 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     security(("bearer" = []))
 )]
 async fn list_projects(
-    State(state): State<AppState>,
+    State(state): State<Arc<Core>>,
     Allowed { principal, .. }: Allowed<ReadProjects>,
 ) -> Result<Json<ProjectList>, ApiError> {
     let projects = state
@@ -68,7 +74,7 @@ async fn list_projects(
     security(("bearer" = []))
 )]
 async fn list_environments(
-    State(state): State<AppState>,
+    State(state): State<Arc<Core>>,
     InProject { project, .. }: InProject<ReadEnvironments>,
 ) -> Result<Json<EnvironmentList>, ApiError> {
     let environments = state
@@ -99,7 +105,7 @@ struct CreateEnvironment {
     security(("bearer" = []))
 )]
 async fn create_environment(
-    State(state): State<AppState>,
+    State(state): State<Arc<Core>>,
     InProject {
         principal, project, ..
     }: InProject<CreateEnvironments>,

@@ -8,8 +8,9 @@
 //! token 401, role too low 403, bad key 400, another project's token 404.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRef, FromRequestParts, Path};
 use axum::http::request::Parts;
 use capstan_model::{EnvironmentKey, FlagKey, ProjectKey, Role};
 use serde::de::DeserializeOwned;
@@ -18,7 +19,7 @@ use crate::core::auth::Principal;
 use crate::core::body::key;
 use crate::core::error::ApiError;
 use crate::core::paths;
-use crate::state::AppState;
+use crate::core::state::Core;
 
 /// What a route lets a caller do: the least role it needs, and the action named in the
 /// 403 a lesser role gets ("this token's role (viewer) may not change flags").
@@ -97,19 +98,20 @@ pub struct OnFlagIn<P> {
 }
 
 /// Authenticates the caller and checks the role `P` needs.
-async fn allowed<P: Permission>(
-    parts: &mut Parts,
-    state: &AppState,
-) -> Result<Principal, ApiError> {
+async fn allowed<P: Permission, S>(parts: &mut Parts, state: &S) -> Result<Principal, ApiError>
+where
+    S: Send + Sync,
+    Arc<Core>: FromRef<S>,
+{
     let principal = Principal::from_request_parts(parts, state).await?;
     principal.require(P::ROLE, P::ACTION)?;
     Ok(principal)
 }
 
 /// The route's path parameters as `T`; parameters `T` does not name are left alone.
-pub async fn path<T: DeserializeOwned + Send>(
+pub async fn path<T: DeserializeOwned + Send, S: Send + Sync>(
     parts: &mut Parts,
-    state: &AppState,
+    state: &S,
 ) -> Result<T, ApiError> {
     let Path(params) = Path::<T>::from_request_parts(parts, state)
         .await
@@ -124,22 +126,30 @@ pub async fn path<T: DeserializeOwned + Send>(
     Ok(params)
 }
 
-impl<P: Permission> FromRequestParts<AppState> for Allowed<P> {
+impl<P: Permission, S> FromRequestParts<S> for Allowed<P>
+where
+    S: Send + Sync,
+    Arc<Core>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         Ok(Allowed {
-            principal: allowed::<P>(parts, state).await?,
+            principal: allowed::<P, S>(parts, state).await?,
             permission: PhantomData,
         })
     }
 }
 
-impl<P: Permission> FromRequestParts<AppState> for InProject<P> {
+impl<P: Permission, S> FromRequestParts<S> for InProject<P>
+where
+    S: Send + Sync,
+    Arc<Core>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let principal = allowed::<P>(parts, state).await?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let principal = allowed::<P, S>(parts, state).await?;
         let params: paths::Project = path(parts, state).await?;
         Ok(InProject {
             project: project_key(&principal, &params.project)?,
@@ -149,11 +159,15 @@ impl<P: Permission> FromRequestParts<AppState> for InProject<P> {
     }
 }
 
-impl<P: Permission> FromRequestParts<AppState> for InEnvironment<P> {
+impl<P: Permission, S> FromRequestParts<S> for InEnvironment<P>
+where
+    S: Send + Sync,
+    Arc<Core>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let principal = allowed::<P>(parts, state).await?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let principal = allowed::<P, S>(parts, state).await?;
         let params: paths::Environment = path(parts, state).await?;
         Ok(InEnvironment {
             project: project_key(&principal, &params.project)?,
@@ -164,11 +178,15 @@ impl<P: Permission> FromRequestParts<AppState> for InEnvironment<P> {
     }
 }
 
-impl<P: Permission> FromRequestParts<AppState> for OnFlag<P> {
+impl<P: Permission, S> FromRequestParts<S> for OnFlag<P>
+where
+    S: Send + Sync,
+    Arc<Core>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let principal = allowed::<P>(parts, state).await?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let principal = allowed::<P, S>(parts, state).await?;
         let params: paths::Flag = path(parts, state).await?;
         Ok(OnFlag {
             project: project_key(&principal, &params.project)?,
@@ -179,11 +197,15 @@ impl<P: Permission> FromRequestParts<AppState> for OnFlag<P> {
     }
 }
 
-impl<P: Permission> FromRequestParts<AppState> for OnFlagIn<P> {
+impl<P: Permission, S> FromRequestParts<S> for OnFlagIn<P>
+where
+    S: Send + Sync,
+    Arc<Core>: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let principal = allowed::<P>(parts, state).await?;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let principal = allowed::<P, S>(parts, state).await?;
         let params: paths::FlagInEnvironment = path(parts, state).await?;
         Ok(OnFlagIn {
             project: project_key(&principal, &params.project)?,

@@ -1,6 +1,10 @@
 //! API tokens: create (shown once), list, rotate with a grace period, revoke.
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::FromRef;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use capstan_model::{EnvironmentKey, ProjectKey, Role, TokenName};
@@ -15,15 +19,18 @@ use crate::core::auth::{Principal, generate_secret, hash_secret, hint, new_token
 use crate::core::clock::{parse_rfc3339, rfc3339};
 use crate::core::error::ApiError;
 use crate::core::scope::{Allowed, permissions};
+use crate::core::state::Core;
 use crate::core::wire::{CreatedToken, RotatedToken, Token, TokenList};
-use crate::state::AppState;
-use axum::body::Bytes;
 
 permissions! {
     ManageTokens = (Admin, "manage tokens");
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Core>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_tokens, create_token))
         .routes(routes!(get_token, revoke_token))
@@ -79,7 +86,7 @@ struct CreateToken {
     security(("bearer" = []))
 )]
 async fn create_token(
-    State(state): State<AppState>,
+    State(state): State<Arc<Core>>,
     Allowed { principal, .. }: Allowed<ManageTokens>,
     JsonBody(body): JsonBody<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
@@ -177,7 +184,7 @@ async fn create_token(
     security(("bearer" = []))
 )]
 async fn list_tokens(
-    State(state): State<AppState>,
+    State(state): State<Arc<Core>>,
     Allowed { principal, .. }: Allowed<ManageTokens>,
 ) -> Result<Json<TokenList>, ApiError> {
     let now = state.clock.now_ms();
@@ -193,7 +200,7 @@ async fn list_tokens(
 }
 
 async fn find_token(
-    state: &AppState,
+    state: &Core,
     principal: &Principal,
     id: &str,
 ) -> Result<TokenRecord, ApiError> {
@@ -217,7 +224,7 @@ async fn find_token(
     security(("bearer" = []))
 )]
 async fn get_token(
-    State(state): State<AppState>,
+    State(state): State<Arc<Core>>,
     Allowed { principal, .. }: Allowed<ManageTokens>,
     Path(id): Path<String>,
 ) -> Result<Json<Token>, ApiError> {
@@ -243,7 +250,7 @@ struct RotateToken {
     security(("bearer" = []))
 )]
 async fn rotate_token(
-    State(state): State<AppState>,
+    State(state): State<Arc<Core>>,
     Allowed { principal, .. }: Allowed<ManageTokens>,
     Path(id): Path<String>,
     body: Bytes,
@@ -313,7 +320,7 @@ async fn rotate_token(
     security(("bearer" = []))
 )]
 async fn revoke_token(
-    State(state): State<AppState>,
+    State(state): State<Arc<Core>>,
     Allowed { principal, .. }: Allowed<ManageTokens>,
     Path(id): Path<String>,
 ) -> Result<Json<Token>, ApiError> {

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use capstan_store::{Change, ChangeFeed};
 
-use crate::state::AppState;
+use crate::flags::FlagsState;
 
 /// Runs until the server shuts down.
-pub async fn follow(state: AppState, mut feed: ChangeFeed) {
-    let mut shutdown = state.shutdown.subscribe();
+pub async fn follow(state: FlagsState, mut feed: ChangeFeed) {
+    let mut shutdown = state.core.shutdown.subscribe();
     loop {
         let change = tokio::select! {
             change = feed.next() => change,
@@ -48,9 +48,10 @@ pub async fn follow(state: AppState, mut feed: ChangeFeed) {
 
 /// Compares every loaded environment with the store, after notifications may have been
 /// missed.
-async fn resync(state: &AppState) {
+async fn resync(state: &FlagsState) {
     for (project, environment, revision) in state.environments.loaded() {
         match state
+            .core
             .store
             .environment_revision(&project, &environment)
             .await

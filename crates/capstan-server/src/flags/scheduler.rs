@@ -6,10 +6,10 @@
 use capstan_store::{ScheduleOutcome, ScheduleRecord, StoreError};
 use serde_json::{Map, Value};
 
+use crate::flags::FlagsState;
 use crate::flags::error::FlagError;
 use crate::flags::operations::schedules::ScheduledAction;
 use crate::flags::operations::{ConfigChange, change_config, set_state};
-use crate::state::AppState;
 
 /// What one pass of the scheduler did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -20,10 +20,10 @@ pub struct TickReport {
 
 /// Carries out every schedule that is due now. Tests call this directly with a manual
 /// clock; the server calls it on an interval.
-pub async fn tick(state: &AppState) -> Result<TickReport, StoreError> {
-    let now = state.clock.now_ms();
+pub async fn tick(state: &FlagsState) -> Result<TickReport, StoreError> {
+    let now = state.core.clock.now_ms();
     let mut report = TickReport::default();
-    for schedule in state.store.due_schedules(now).await? {
+    for schedule in state.core.store.due_schedules(now).await? {
         match carry_out(state, &schedule).await {
             Ok(()) => report.applied += 1,
             // Another replica settled it first: nothing to do.
@@ -32,6 +32,7 @@ pub async fn tick(state: &AppState) -> Result<TickReport, StoreError> {
                 let message = error.to_string();
                 tracing::warn!(schedule = schedule.id, error = %message, "scheduled change failed");
                 if state
+                    .core
                     .store
                     .settle_schedule(schedule.id, ScheduleOutcome::Failed(message), now)
                     .await?
@@ -48,7 +49,7 @@ pub async fn tick(state: &AppState) -> Result<TickReport, StoreError> {
 type ConfigEdit =
     dyn Fn(&Map<String, Value>) -> Result<Map<String, Value>, FlagError> + Send + Sync;
 
-async fn carry_out(state: &AppState, schedule: &ScheduleRecord) -> Result<(), FlagError> {
+async fn carry_out(state: &FlagsState, schedule: &ScheduleRecord) -> Result<(), FlagError> {
     let action = ScheduledAction::parse(&schedule.schedule.action)?;
     let actor = format!("scheduler (for {})", schedule.schedule.created_by);
     let scope = (
@@ -87,9 +88,11 @@ pub struct Scheduler;
 impl crate::core::background::Controller for Scheduler {
     const WHAT: &'static str = "scheduler pass";
 
+    type State = FlagsState;
+
     type Error = StoreError;
 
-    async fn pass(&mut self, state: &AppState) -> Result<(), StoreError> {
+    async fn pass(&mut self, state: &FlagsState) -> Result<(), StoreError> {
         tick(state).await.map(|_| ())
     }
 }

@@ -7,9 +7,8 @@
 //! revisions to be unchanged. If another writer got there first, it reloads and plans
 //! again; nothing is ever half applied.
 
-use std::sync::Arc;
-
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use capstan_model::{EnvironmentKey, FlagKey, ProjectKey, SegmentKey};
 use capstan_store::{
@@ -18,9 +17,9 @@ use capstan_store::{
 };
 use serde_json::Value;
 
+use crate::flags::FlagsState;
 use crate::flags::environments::{EnvironmentSnapshot, compile};
 use crate::flags::error::FlagError;
-use crate::state::AppState;
 
 /// What a change does, before it is checked and stored: the store's writes (a variant
 /// per capability), the messages announcing it, and its audit entry.
@@ -69,7 +68,7 @@ const ATTEMPTS: usize = 5;
 /// Plans, checks and stores one change over `environments` of `project`. Returns the
 /// plan's result, and `None` for the store's receipt when the plan changed nothing.
 pub async fn mutate<T, E>(
-    state: &AppState,
+    state: &FlagsState,
     actor: &str,
     project: &ProjectKey,
     environments: &[EnvironmentKey],
@@ -85,7 +84,7 @@ where
         for environment in environments {
             snapshots.push(fresh_snapshot(state, project, environment).await?);
         }
-        let now = state.clock.now_ms();
+        let now = state.core.clock.now_ms();
         let planned = plan(&snapshots, now)?;
         if planned.is_empty() {
             return Ok((planned.result, None));
@@ -134,7 +133,7 @@ where
             writes: planned.writes,
             notifications: planned.notifications,
         };
-        match state.store.apply(change).await {
+        match state.core.store.apply(change).await {
             Ok(applied) => {
                 // What was checked is what was stored: install it without reloading, with
                 // the versions the store gave.
@@ -175,11 +174,12 @@ where
 /// The environment as the store has it now: the cached snapshot if its revision is
 /// current, otherwise a fresh one.
 async fn fresh_snapshot(
-    state: &AppState,
+    state: &FlagsState,
     project: &ProjectKey,
     environment: &EnvironmentKey,
 ) -> Result<Arc<EnvironmentSnapshot>, FlagError> {
     let revision = state
+        .core
         .store
         .environment_revision(project, environment)
         .await?;

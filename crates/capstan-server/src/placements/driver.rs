@@ -13,7 +13,7 @@ use super::features::parse_features;
 use super::parse_policy;
 use crate::core::background::Lease;
 use crate::core::error::ApiError;
-use crate::state::AppState;
+use crate::placements::PlacementsState;
 
 const LEASE: &str = "placements";
 
@@ -56,36 +56,37 @@ impl PlacementDriver {
         }
     }
 
-    pub async fn tick(&mut self, state: &AppState) -> Result<LearnReport, ApiError> {
-        let now = state.clock.now_ms();
+    pub async fn tick(&mut self, state: &PlacementsState) -> Result<LearnReport, ApiError> {
+        let now = state.core.clock.now_ms();
         let mut report = LearnReport {
-            leading: self.lease.hold(state).await?,
+            leading: self.lease.hold(&state.core).await?,
             ..LearnReport::default()
         };
         if !report.leading {
             // Learned but unsaved work is lost with the lease; the new holder relearns it.
             self.pending.clear();
-            for ((project, surface), learner) in state.placements.loaded() {
-                let stored = state.store.model_version(&project, &surface).await?;
+            for ((project, surface), learner) in state.learners.loaded() {
+                let stored = state.core.store.model_version(&project, &surface).await?;
                 if stored
                     .is_some_and(|version| version > learner.model_version.load(Ordering::Relaxed))
                 {
-                    state.placements.forget(&project, &surface);
+                    state.learners.forget(&project, &surface);
                     report.reloaded += 1;
                 }
             }
             return Ok(report);
         }
-        for project in state.store.list_projects().await? {
-            for surface in state.store.list_surfaces(&project.key).await? {
+        for project in state.core.store.list_projects().await? {
+            for surface in state.core.store.list_surfaces(&project.key).await? {
                 let key = (project.key.clone(), surface.key.clone());
                 let learner = state
-                    .placements
+                    .learners
                     .get(state, &project.key, &surface.key)
                     .await?;
                 let settings = &learner.settings;
                 let window_closed_before = now - settings.reward_window_seconds as i64 * 1000;
                 let ready = state
+                    .core
                     .store
                     .decisions_to_learn(
                         &project.key,
@@ -156,11 +157,16 @@ impl PlacementDriver {
                         .unwrap_or_else(|p| p.into_inner())
                         .save();
                     let version = state
+                        .core
                         .store
                         .save_model(&project.key, &surface.key, &bytes, now)
                         .await?;
                     learner.model_version.store(version, Ordering::Relaxed);
-                    state.store.mark_learned(&pending.event_ids, now).await?;
+                    state
+                        .core
+                        .store
+                        .mark_learned(&pending.event_ids, now)
+                        .await?;
                     pending.event_ids.clear();
                     pending.seen.clear();
                     pending.last_save = now;
@@ -203,9 +209,11 @@ fn parse_decision(
 impl crate::core::background::Controller for PlacementDriver {
     const WHAT: &'static str = "placement learning tick";
 
+    type State = PlacementsState;
+
     type Error = ApiError;
 
-    async fn pass(&mut self, state: &AppState) -> Result<(), ApiError> {
+    async fn pass(&mut self, state: &PlacementsState) -> Result<(), ApiError> {
         self.tick(state).await.map(|_| ())
     }
 }

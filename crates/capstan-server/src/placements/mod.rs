@@ -8,6 +8,10 @@
 //! starts from the saved model and relearns nothing twice. The other replicas rank with
 //! the latest saved model.
 
+use axum::extract::FromRef;
+
+use crate::core::state::Core;
+
 pub mod driver;
 pub mod features;
 mod personalizer;
@@ -25,10 +29,30 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::core::error::{ApiError, ErrorCode};
-use crate::state::AppState;
+
+/// What placement holds at run time beside `core`: the learners this replica holds.
+#[derive(Clone)]
+pub struct PlacementsState {
+    pub core: Arc<Core>,
+    pub learners: Arc<Placements>,
+}
+
+impl PlacementsState {
+    pub fn new(core: Arc<Core>) -> PlacementsState {
+        PlacementsState {
+            core,
+            learners: Arc::default(),
+        }
+    }
+}
 
 /// The placement routes, Capstan's own and Azure Personalizer's shapes.
-pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+pub fn router<S>() -> utoipa_axum::router::OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    PlacementsState: FromRef<S>,
+    Arc<Core>: FromRef<S>,
+{
     routes::router().merge(personalizer::router())
 }
 
@@ -139,7 +163,7 @@ pub struct Placements {
 impl Placements {
     pub async fn get(
         &self,
-        state: &AppState,
+        state: &PlacementsState,
         project: &ProjectKey,
         surface: &SurfaceKey,
     ) -> Result<Arc<SurfaceLearner>, ApiError> {
@@ -152,7 +176,7 @@ impl Placements {
         {
             return Ok(found.clone());
         }
-        let record = state.store.surface(project, surface).await?;
+        let record = state.core.store.surface(project, surface).await?;
         let loaded = Arc::new(load_learner(state, &record).await?);
         let mut learners = self.learners.write().unwrap_or_else(|p| p.into_inner());
         Ok(learners.entry(key).or_insert(loaded).clone())
@@ -178,7 +202,7 @@ impl Placements {
 }
 
 pub async fn load_learner(
-    state: &AppState,
+    state: &PlacementsState,
     record: &SurfaceRecord,
 ) -> Result<SurfaceLearner, ApiError> {
     let settings = SurfaceSettings::parse(&record.settings)?;
@@ -188,7 +212,12 @@ pub async fn load_learner(
             record.key
         ))
     };
-    let (learner, version) = match state.store.load_model(&record.project, &record.key).await? {
+    let (learner, version) = match state
+        .core
+        .store
+        .load_model(&record.project, &record.key)
+        .await?
+    {
         Some((bytes, version)) => {
             let mut learner = Learner::load(&bytes).map_err(|error| invalid(error.to_string()))?;
             // The surface's settings may have changed since the model was saved.
@@ -247,7 +276,7 @@ pub struct RankOutput {
 /// Ranks, logs the decision, and answers. The event id seeds every random choice, so a
 /// decision can be replayed exactly.
 pub async fn rank(
-    state: &AppState,
+    state: &PlacementsState,
     project: &ProjectKey,
     surface: &SurfaceKey,
     input: RankInput,
@@ -272,8 +301,8 @@ pub async fn rank(
             features: features::parse_features(&format!("candidates[{index}].features"), features)?,
         });
     }
-    let surface_learner = state.placements.get(state, project, surface).await?;
-    let now = state.clock.now_ms();
+    let surface_learner = state.learners.get(state, project, surface).await?;
+    let now = state.core.clock.now_ms();
     let seed = features::seed_of(&input.event_id);
     let ranking = surface_learner
         .learner
@@ -304,9 +333,9 @@ pub async fn rank(
         learned_at: None,
     };
     state
-        .placements
+        .learners
         .decisions
-        .write(&state.store, decision)
+        .write(&state.core.store, decision)
         .await?;
     Ok(RankOutput {
         event_id: input.event_id,
@@ -326,14 +355,14 @@ pub async fn rank(
 
 /// Takes a reward for a decision of `project`.
 pub async fn reward(
-    state: &AppState,
+    state: &PlacementsState,
     project: &ProjectKey,
     event_id: &str,
     value: f64,
 ) -> Result<(), ApiError> {
     let decision = decision_of(state, project, event_id).await?;
     let surface = state
-        .placements
+        .learners
         .get(state, project, &decision.surface)
         .await?;
     let settings = &surface.settings;
@@ -348,10 +377,11 @@ pub async fn reward(
     }
     let window_ms = settings.reward_window_seconds as i64 * 1000;
     let activated = decision.activated_at.unwrap_or(decision.created_at);
-    if decision.learned_at.is_some() || state.clock.now_ms() > activated + window_ms {
+    if decision.learned_at.is_some() || state.core.clock.now_ms() > activated + window_ms {
         return Err(late(event_id));
     }
     match state
+        .core
         .store
         .record_reward(event_id, value, settings.reward_combine.store())
         .await?
@@ -375,21 +405,22 @@ fn late(event_id: &str) -> ApiError {
 }
 
 pub async fn activate(
-    state: &AppState,
+    state: &PlacementsState,
     project: &ProjectKey,
     event_id: &str,
 ) -> Result<(), ApiError> {
     decision_of(state, project, event_id).await?;
     state
+        .core
         .store
-        .activate_decision(event_id, state.clock.now_ms())
+        .activate_decision(event_id, state.core.clock.now_ms())
         .await?;
     Ok(())
 }
 
 /// A decision of `project`; other projects' events do not exist for its tokens.
 async fn decision_of(
-    state: &AppState,
+    state: &PlacementsState,
     project: &ProjectKey,
     event_id: &str,
 ) -> Result<DecisionRecord, ApiError> {
@@ -398,6 +429,7 @@ async fn decision_of(
         key: event_id.to_owned(),
     };
     let decision = state
+        .core
         .store
         .decision(event_id)
         .await

@@ -8,7 +8,10 @@
 //! registered first. Errors carry Personalizer's `{"error": {"code", "message",
 //! "target"}}` beside Capstan's own fields.
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::extract::FromRef;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -25,9 +28,15 @@ use super::{RankInput, SurfaceSettings};
 use crate::core::auth::Principal;
 use crate::core::body::parse_json;
 use crate::core::error::ApiError;
-use crate::state::AppState;
+use crate::core::state::Core;
+use crate::placements::PlacementsState;
 
-pub(super) fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    PlacementsState: FromRef<S>,
+    Arc<Core>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(rank_default))
         .routes(routes!(reward_default))
@@ -86,15 +95,15 @@ struct RewardRequest {
 }
 
 async fn default_surface(
-    state: &AppState,
+    state: &PlacementsState,
     principal: &Principal,
     project: &ProjectKey,
 ) -> Result<SurfaceKey, ApiError> {
     let surface = surface_key(DEFAULT_SURFACE)?;
-    match state.store.surface(project, &surface).await {
+    match state.core.store.surface(project, &surface).await {
         Ok(_) => Ok(surface),
         Err(capstan_store::StoreError::NotFound { .. }) => {
-            let now = state.clock.now_ms();
+            let now = state.core.clock.now_ms();
             let settings = serde_json::to_value(SurfaceSettings::default()).unwrap_or(Value::Null);
             let record = SurfaceRecord {
                 project: project.clone(),
@@ -115,7 +124,7 @@ async fn default_surface(
                 before: None,
                 after: Some(json!({ "settings": settings })),
             };
-            state.store.upsert_surface(record, audit).await?;
+            state.core.store.upsert_surface(record, audit).await?;
             Ok(surface)
         }
         Err(error) => Err(error.into()),
@@ -123,7 +132,7 @@ async fn default_surface(
 }
 
 async fn rank(
-    state: &AppState,
+    state: &PlacementsState,
     principal: &Principal,
     surface: Option<String>,
     body: &[u8],
@@ -133,6 +142,7 @@ async fn rank(
         Some(surface) => {
             let surface = surface_key(&surface)?;
             state
+                .core
                 .store
                 .surface(&project, &surface)
                 .await
@@ -179,7 +189,7 @@ async fn rank(
 }
 
 async fn reward(
-    state: &AppState,
+    state: &PlacementsState,
     principal: &Principal,
     event_id: &str,
     body: &[u8],
@@ -191,7 +201,7 @@ async fn reward(
 }
 
 async fn activate(
-    state: &AppState,
+    state: &PlacementsState,
     principal: &Principal,
     event_id: &str,
 ) -> Result<StatusCode, PersonalizerError> {
@@ -206,7 +216,7 @@ async fn activate(
     responses((status = 201, description = "Ranked", body = RankResponse)),
     security(("bearer" = [])))]
 async fn rank_default(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     principal: Principal,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<RankResponse>), PersonalizerError> {
@@ -220,7 +230,7 @@ async fn rank_default(
     responses((status = 204, description = "Recorded")),
     security(("bearer" = [])))]
 async fn reward_default(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     principal: Principal,
     Path(event_id): Path<String>,
     body: axum::body::Bytes,
@@ -234,7 +244,7 @@ async fn reward_default(
     responses((status = 204, description = "Activated")),
     security(("bearer" = [])))]
 async fn activate_default(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     principal: Principal,
     Path(event_id): Path<String>,
 ) -> Result<StatusCode, PersonalizerError> {
@@ -248,7 +258,7 @@ async fn activate_default(
     responses((status = 201, description = "Ranked", body = RankResponse)),
     security(("bearer" = [])))]
 async fn rank_on_surface(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     principal: Principal,
     Path(surface): Path<String>,
     body: axum::body::Bytes,
@@ -263,7 +273,7 @@ async fn rank_on_surface(
     responses((status = 204, description = "Recorded")),
     security(("bearer" = [])))]
 async fn reward_on_surface(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     principal: Principal,
     Path((_surface, event_id)): Path<(String, String)>,
     body: axum::body::Bytes,
@@ -277,7 +287,7 @@ async fn reward_on_surface(
     responses((status = 204, description = "Activated")),
     security(("bearer" = [])))]
 async fn activate_on_surface(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     principal: Principal,
     Path((_surface, event_id)): Path<(String, String)>,
 ) -> Result<StatusCode, PersonalizerError> {

@@ -1,7 +1,10 @@
 //! Placement routes: surfaces and items (management), and rank, reward and activate
 //! (placement tokens).
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::extract::FromRef;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use capstan_model::{ProjectKey, Role, SurfaceKey};
@@ -21,7 +24,8 @@ use crate::core::body::{JsonBody, key};
 use crate::core::error::{ApiError, ErrorCode};
 use crate::core::paths;
 use crate::core::scope::{InProject, permissions};
-use crate::state::AppState;
+use crate::core::state::Core;
+use crate::placements::PlacementsState;
 
 permissions! {
     ReadModels = (Viewer, "read models");
@@ -32,7 +36,12 @@ permissions! {
     ReadItems = (Viewer, "read items");
 }
 
-pub(super) fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    PlacementsState: FromRef<S>,
+    Arc<Core>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_surfaces))
         .routes(routes!(get_surface, put_surface))
@@ -96,10 +105,11 @@ fn audited(answer: &impl serde::Serialize) -> Value {
     security(("bearer" = []))
 )]
 async fn list_surfaces(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     InProject { project, .. }: InProject<ReadSurfaces>,
 ) -> Result<Json<SurfaceList>, ApiError> {
     let surfaces = state
+        .core
         .store
         .list_surfaces(&project)
         .await?
@@ -140,7 +150,7 @@ fn merge(base: &mut Value, overlay: &Value) {
     security(("bearer" = []))
 )]
 async fn put_surface(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     InProject {
         principal, project, ..
     }: InProject<ManageSurfaces>,
@@ -148,8 +158,8 @@ async fn put_surface(
     JsonBody(body): JsonBody<PutSurface>,
 ) -> Result<Json<Surface>, ApiError> {
     let surface = surface_key(&surface)?;
-    let now = state.clock.now_ms();
-    let current = match state.store.surface(&project, &surface).await {
+    let now = state.core.clock.now_ms();
+    let current = match state.core.store.surface(&project, &surface).await {
         Ok(current) => Some(current),
         Err(capstan_store::StoreError::NotFound { .. }) => None,
         Err(error) => return Err(error.into()),
@@ -177,6 +187,7 @@ async fn put_surface(
         let before = SurfaceSettings::parse(&current.settings)?;
         if before.learner.hash_bits != parsed.learner.hash_bits
             && state
+                .core
                 .store
                 .model_version(&project, &surface)
                 .await?
@@ -203,6 +214,7 @@ async fn put_surface(
     };
     let answer = Surface::new(&record, &parsed);
     state
+        .core
         .store
         .upsert_surface(
             record.clone(),
@@ -216,7 +228,7 @@ async fn put_surface(
             ),
         )
         .await?;
-    state.placements.forget(&project, &surface);
+    state.learners.forget(&project, &surface);
     Ok(Json(answer))
 }
 
@@ -230,13 +242,13 @@ async fn put_surface(
     security(("bearer" = []))
 )]
 async fn get_surface(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     InProject { project, .. }: InProject<ReadSurfaces>,
     Path(paths::Surface { surface, .. }): Path<paths::Surface>,
 ) -> Result<Json<SurfaceDetail>, ApiError> {
     let surface = surface_key(&surface)?;
-    let record = state.store.surface(&project, &surface).await?;
-    let learner = state.placements.get(&state, &project, &surface).await?;
+    let record = state.core.store.surface(&project, &surface).await?;
+    let learner = state.learners.get(&state, &project, &surface).await?;
     let (lift, items) = {
         let model = learner.learner.read().unwrap_or_else(|p| p.into_inner());
         (model.lift(), model.item_stats())
@@ -318,7 +330,7 @@ fn item_record(
     security(("bearer" = []))
 )]
 async fn put_item(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     InProject {
         principal, project, ..
     }: InProject<ManageItems>,
@@ -326,10 +338,11 @@ async fn put_item(
     JsonBody(body): JsonBody<PutItem>,
 ) -> Result<Json<Item>, ApiError> {
     let surface = surface_key(&surface)?;
-    let now = state.clock.now_ms();
+    let now = state.core.clock.now_ms();
     let item = item_record("", id, body.features, body.status, now)?;
     let answer = Item::from(&item);
     state
+        .core
         .store
         .upsert_items(
             &project,
@@ -359,7 +372,7 @@ async fn put_item(
     security(("bearer" = []))
 )]
 async fn put_items(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     InProject {
         principal, project, ..
     }: InProject<ManageItems>,
@@ -373,7 +386,7 @@ async fn put_items(
             format!("at most {MAX_ITEMS_PER_REQUEST} items per request"),
         ));
     }
-    let now = state.clock.now_ms();
+    let now = state.core.clock.now_ms();
     let items = body
         .items
         .into_iter()
@@ -390,6 +403,7 @@ async fn put_items(
         .collect::<Result<Vec<_>, _>>()?;
     let ids: Vec<&str> = items.iter().map(|item| item.id.as_str()).collect();
     state
+        .core
         .store
         .upsert_items(
             &project,
@@ -420,13 +434,14 @@ async fn put_items(
     security(("bearer" = []))
 )]
 async fn list_items(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     InProject { project, .. }: InProject<ReadItems>,
     Path(paths::Surface { surface, .. }): Path<paths::Surface>,
 ) -> Result<Json<ItemList>, ApiError> {
     let surface = surface_key(&surface)?;
-    state.store.surface(&project, &surface).await?;
+    state.core.store.surface(&project, &surface).await?;
     let items = state
+        .core
         .store
         .list_items(&project, &surface)
         .await?
@@ -465,7 +480,7 @@ struct RankBody {
 /// Candidates for a decision: given ones (ids resolved against live items) or every live
 /// item, less the excluded ones.
 pub(super) async fn candidates(
-    state: &AppState,
+    state: &PlacementsState,
     project: &ProjectKey,
     surface: &SurfaceKey,
     given: Option<Vec<(String, Option<Value>)>>,
@@ -475,7 +490,7 @@ pub(super) async fn candidates(
         .as_ref()
         .is_none_or(|given| given.iter().any(|(_, features)| features.is_none()));
     let items = if needs_items {
-        state.store.list_items(project, surface).await?
+        state.core.store.list_items(project, surface).await?
     } else {
         Vec::new()
     };
@@ -545,14 +560,14 @@ pub(super) fn check_event_id(event_id: Option<String>) -> Result<String, ApiErro
     security(("bearer" = []))
 )]
 async fn rank(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     principal: Principal,
     Path(surface): Path<String>,
     JsonBody(body): JsonBody<RankBody>,
 ) -> Result<(StatusCode, Json<Ranking>), ApiError> {
     let project = placement_scope(&principal)?;
     let surface = surface_key(&surface)?;
-    state.store.surface(&project, &surface).await?;
+    state.core.store.surface(&project, &surface).await?;
     if body.slots == Some(0) {
         return Err(ApiError::field("slots", "must be at least 1"));
     }
@@ -608,7 +623,7 @@ struct RewardBody {
     security(("bearer" = []))
 )]
 async fn reward(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     principal: Principal,
     Path(event_id): Path<String>,
     JsonBody(body): JsonBody<RewardBody>,
@@ -628,7 +643,7 @@ async fn reward(
     security(("bearer" = []))
 )]
 async fn activate(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     principal: Principal,
     Path(event_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -656,13 +671,13 @@ struct DecisionsQuery {
     security(("bearer" = []))
 )]
 async fn decisions(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     InProject { project, .. }: InProject<ReadDecisions>,
     Path(paths::Surface { surface, .. }): Path<paths::Surface>,
     axum::extract::Query(query): axum::extract::Query<DecisionsQuery>,
 ) -> Result<Json<DecisionPage>, ApiError> {
     let surface = surface_key(&surface)?;
-    let record = state.store.surface(&project, &surface).await?;
+    let record = state.core.store.surface(&project, &surface).await?;
     let settings = SurfaceSettings::parse(&record.settings)?;
     let limit = query.limit.unwrap_or(1_000);
     if !(1..=10_000).contains(&limit) {
@@ -681,6 +696,7 @@ async fn decisions(
         }
     };
     let page = state
+        .core
         .store
         .list_decisions(&project, &surface, after, limit)
         .await?;
@@ -708,14 +724,15 @@ async fn decisions(
     security(("bearer" = []))
 )]
 async fn model(
-    State(state): State<AppState>,
+    State(state): State<PlacementsState>,
     InProject { project, .. }: InProject<ReadModels>,
     Path(paths::Surface { surface, .. }): Path<paths::Surface>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
     let surface = surface_key(&surface)?;
-    state.store.surface(&project, &surface).await?;
+    state.core.store.surface(&project, &surface).await?;
     let (bytes, version) = state
+        .core
         .store
         .load_model(&project, &surface)
         .await?

@@ -18,7 +18,7 @@ use super::{
 };
 use crate::core::background::Lease;
 use crate::core::error::ApiError;
-use crate::state::AppState;
+use crate::flags::FlagsState;
 
 /// The lease that makes one replica the driver.
 const LEASE: &str = "rollouts";
@@ -66,17 +66,18 @@ impl RolloutDriver {
         }
     }
 
-    pub async fn tick(&mut self, state: &AppState) -> Result<DriverReport, ApiError> {
+    pub async fn tick(&mut self, state: &FlagsState) -> Result<DriverReport, ApiError> {
         let mut report = DriverReport::default();
-        let now = state.clock.now_ms();
-        report.leading = self.lease.hold(state).await?;
+        let now = state.core.clock.now_ms();
+        report.leading = self.lease.hold(&state.core).await?;
         if !report.leading {
             // Another replica drives; forget what we had, it will be stale when we lead.
             self.runtimes.clear();
-            state.metrics.record_rollout_tick(false, 0);
+            state.core.metrics.record_rollout_tick(false, 0);
             return Ok(report);
         }
         let active = state
+            .core
             .store
             .list_rollouts(RolloutFilter {
                 active_only: true,
@@ -86,7 +87,7 @@ impl RolloutDriver {
         self.runtimes
             .retain(|id, _| active.iter().any(|record| record.id == *id));
         let oldest = active.iter().map(|record| record.created_at).min();
-        state.metrics.record_rollout_tick(true, active.len());
+        state.core.metrics.record_rollout_tick(true, active.len());
         for record in active {
             let id = record.id;
             let rollout = Rollout::parse(record)?;
@@ -111,6 +112,7 @@ impl RolloutDriver {
             }
         }
         let retention_ms = state
+            .core
             .settings
             .event_retention_hours
             .saturating_mul(3_600_000);
@@ -118,16 +120,17 @@ impl RolloutDriver {
         if let Some(oldest) = oldest {
             cutoff = cutoff.min(oldest - RETENTION_MARGIN_MS);
         }
-        state.store.delete_events_before(cutoff).await?;
+        state.core.store.delete_events_before(cutoff).await?;
         Ok(report)
     }
 }
 
-async fn read_events(state: &AppState, runtime: &mut Runtime) -> Result<usize, ApiError> {
+async fn read_events(state: &FlagsState, runtime: &mut Runtime) -> Result<usize, ApiError> {
     let record = &runtime.rollout.record;
     let mut read = 0;
     for _ in 0..MAX_PAGES {
         let page = state
+            .core
             .store
             .list_events(&record.project, &record.environment, runtime.cursor, PAGE)
             .await?;
@@ -159,7 +162,7 @@ async fn read_events(state: &AppState, runtime: &mut Runtime) -> Result<usize, A
     Ok(read)
 }
 
-async fn save_buckets(state: &AppState, runtime: &mut Runtime) -> Result<(), ApiError> {
+async fn save_buckets(state: &FlagsState, runtime: &mut Runtime) -> Result<(), ApiError> {
     let metrics = runtime.aggregate.metrics().to_vec();
     let buckets: Vec<RolloutBucketRecord> = runtime
         .aggregate
@@ -183,13 +186,13 @@ async fn save_buckets(state: &AppState, runtime: &mut Runtime) -> Result<(), Api
         })
         .collect();
     if !buckets.is_empty() {
-        state.store.save_rollout_buckets(&buckets).await?;
+        state.core.store.save_rollout_buckets(&buckets).await?;
     }
     Ok(())
 }
 
 async fn drive(
-    state: &AppState,
+    state: &FlagsState,
     runtime: &mut Runtime,
     now: i64,
     report: &mut DriverReport,
@@ -273,7 +276,7 @@ async fn drive(
     let moved = change.is_some();
     if let Some(change) = change {
         let name = format!("{change:?}");
-        state.metrics.record_rollout_transition(change.kind());
+        state.core.metrics.record_rollout_transition(change.kind());
         let context = TransitionContext {
             actor: &actor,
             reason: decision.reason.clone(),
@@ -291,6 +294,7 @@ async fn drive(
     };
     if moved || due {
         state
+            .core
             .store
             .record_rollout_reading(runtime.rollout.record.id, &reading)
             .await?;
@@ -304,9 +308,11 @@ impl crate::core::background::Controller for RolloutDriver {
     const WHAT: &'static str = "rollout driver tick";
 
     // Transitions go through the flag write path, whose errors are the API's.
+    type State = FlagsState;
+
     type Error = ApiError;
 
-    async fn pass(&mut self, state: &AppState) -> Result<(), ApiError> {
+    async fn pass(&mut self, state: &FlagsState) -> Result<(), ApiError> {
         self.tick(state).await.map(|_| ())
     }
 }

@@ -9,6 +9,13 @@
 //! flag's new definition, the rollout's new state, the audit entry and the webhook
 //! messages commit together or not at all.
 
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::core::state::Core;
+use crate::flags::FlagsState;
+
 pub mod driver;
 mod routes;
 pub mod wire;
@@ -21,10 +28,14 @@ use serde_json::{Map, Value, json};
 
 use crate::core::error::ApiError;
 use crate::flags::write::{AuditDraft, Plan, mutate};
-use crate::state::AppState;
 
 /// The rollout routes.
-pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+pub fn router<S>() -> utoipa_axum::router::OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    FlagsState: FromRef<S>,
+    Arc<Core>: FromRef<S>,
+{
     routes::router()
 }
 
@@ -257,7 +268,7 @@ pub struct TransitionContext<'a> {
 /// the webhook messages, as one change that expects the rollout unchanged since it was
 /// read. Returns the rollout as stored afterwards.
 pub async fn transition(
-    state: &AppState,
+    state: &FlagsState,
     rollout: &Rollout,
     transition: Transition,
     context: TransitionContext<'_>,
@@ -280,7 +291,7 @@ pub async fn transition(
             ),
         ));
     }
-    let now = state.clock.now_ms();
+    let now = state.core.clock.now_ms();
     let plan = &rollout.plan;
     let mut progress = rollout.progress.clone();
     progress
@@ -494,11 +505,11 @@ pub fn notification(
 
 /// Reads one rollout of `project`.
 pub async fn load(
-    state: &AppState,
+    state: &FlagsState,
     project: &capstan_model::ProjectKey,
     id: i64,
 ) -> Result<Rollout, ApiError> {
-    let record = state.store.rollout(id).await?;
+    let record = state.core.store.rollout(id).await?;
     if &record.project != project {
         return Err(ApiError::NotFound {
             kind: "rollout",

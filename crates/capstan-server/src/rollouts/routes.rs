@@ -1,7 +1,10 @@
 //! `/api/v1/projects/{project}/rollouts`: start a guarded rollout, list and read them,
 //! and steer one by hand (pause, resume, promote, abort).
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::extract::FromRef;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use capstan_judge::{
@@ -23,8 +26,9 @@ use crate::core::error::ApiError;
 use crate::core::paths;
 use crate::core::scope::{InProject, permissions};
 use crate::core::scope::{environment_key, flag_key};
+use crate::core::state::Core;
+use crate::flags::FlagsState;
 use crate::flags::write::{AuditDraft, Plan, mutate};
-use crate::state::AppState;
 
 permissions! {
     SteerRollouts = (Editor, "steer rollouts");
@@ -32,7 +36,12 @@ permissions! {
     ReadRollouts = (Viewer, "read rollouts");
 }
 
-pub(super) fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    FlagsState: FromRef<S>,
+    Arc<Core>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list, start))
         .routes(routes!(get))
@@ -190,7 +199,7 @@ fn parse_plan(body: &StartRollout, control: String) -> Result<RolloutPlan, ApiEr
     security(("bearer" = []))
 )]
 async fn start(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     InProject {
         principal, project, ..
     }: InProject<StartRollouts>,
@@ -330,7 +339,7 @@ struct ListQuery {
     security(("bearer" = []))
 )]
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     InProject { project, .. }: InProject<ReadRollouts>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<RolloutList>, ApiError> {
@@ -345,7 +354,7 @@ async fn list(
         active_only: query.active.unwrap_or(false),
     };
     let mut rollouts = Vec::new();
-    for record in state.store.list_rollouts(filter).await? {
+    for record in state.core.store.list_rollouts(filter).await? {
         rollouts.push(wire::Rollout::from(&Rollout::parse(record)?));
     }
     Ok(Json(RolloutList { rollouts }))
@@ -368,12 +377,13 @@ fn rollout_id(text: &str) -> Result<i64, ApiError> {
     security(("bearer" = []))
 )]
 async fn get(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     InProject { project, .. }: InProject<ReadRollouts>,
     Path(paths::Rollout { id, .. }): Path<paths::Rollout>,
 ) -> Result<Json<RolloutDetail>, ApiError> {
     let rollout = load(&state, &project, rollout_id(&id)?).await?;
     let buckets = state
+        .core
         .store
         .rollout_buckets(rollout.record.id)
         .await?
@@ -394,7 +404,7 @@ struct Steer {
 }
 
 async fn steer(
-    state: AppState,
+    state: FlagsState,
     InProject {
         principal, project, ..
     }: InProject<SteerRollouts>,
@@ -468,7 +478,7 @@ macro_rules! steering_route {
             security(("bearer" = []))
         )]
         async fn $name(
-            State(state): State<AppState>,
+            State(state): State<FlagsState>,
             scope: InProject<SteerRollouts>,
             Path(paths::Rollout { id, .. }): Path<paths::Rollout>,
             body: axum::body::Bytes,

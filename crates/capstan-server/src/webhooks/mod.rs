@@ -7,6 +7,12 @@
 //! HMAC-SHA256, keyed with the webhook's secret, of `<t>.<body>`; receivers recompute it
 //! and reject old timestamps, so a captured message cannot be replayed later.
 
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::core::state::Core;
+
 mod routes;
 pub mod wire;
 
@@ -17,10 +23,13 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::core::background::Lease;
-use crate::state::AppState;
 
 /// The webhook routes.
-pub fn router() -> utoipa_axum::router::OpenApiRouter<AppState> {
+pub fn router<S>() -> utoipa_axum::router::OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Core>: FromRef<S>,
+{
     routes::router()
 }
 
@@ -80,7 +89,7 @@ impl Deliverer {
     }
 
     /// Attempts every due delivery once; returns how many were delivered.
-    pub async fn tick(&self, state: &AppState) -> Result<usize, StoreError> {
+    pub async fn tick(&self, state: &Core) -> Result<usize, StoreError> {
         let now = state.clock.now_ms();
         if !self.lease.hold(state).await? {
             return Ok(0);
@@ -137,9 +146,11 @@ impl Deliverer {
 impl crate::core::background::Controller for Deliverer {
     const WHAT: &'static str = "webhook delivery";
 
+    type State = Arc<Core>;
+
     type Error = StoreError;
 
-    async fn pass(&mut self, state: &AppState) -> Result<(), StoreError> {
+    async fn pass(&mut self, state: &Arc<Core>) -> Result<(), StoreError> {
         self.tick(state).await.map(|_| ())
     }
 }

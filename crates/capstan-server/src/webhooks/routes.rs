@@ -1,7 +1,10 @@
 //! `/api/v1/projects/{project}/webhooks`: add, list and remove webhooks, and read a
 //! webhook's deliveries.
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::extract::FromRef;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use capstan_store::{AuditEntry, WebhookRecord};
@@ -15,13 +18,17 @@ use crate::core::body::JsonBody;
 use crate::core::error::ApiError;
 use crate::core::paths;
 use crate::core::scope::{InProject, permissions};
-use crate::state::AppState;
+use crate::core::state::Core;
 
 permissions! {
     ManageWebhooks = (Admin, "manage webhooks");
 }
 
-pub(super) fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Core>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(delete))
@@ -51,7 +58,7 @@ struct CreateWebhook {
     security(("bearer" = []))
 )]
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<Arc<Core>>,
     InProject {
         principal, project, ..
     }: InProject<ManageWebhooks>,
@@ -129,7 +136,7 @@ async fn create(
     security(("bearer" = []))
 )]
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<Arc<Core>>,
     InProject { project, .. }: InProject<ManageWebhooks>,
 ) -> Result<Json<WebhookList>, ApiError> {
     let webhooks = state
@@ -152,7 +159,7 @@ async fn list(
     security(("bearer" = []))
 )]
 async fn delete(
-    State(state): State<AppState>,
+    State(state): State<Arc<Core>>,
     InProject {
         principal, project, ..
     }: InProject<ManageWebhooks>,
@@ -190,7 +197,7 @@ async fn delete(
     security(("bearer" = []))
 )]
 async fn deliveries(
-    State(state): State<AppState>,
+    State(state): State<Arc<Core>>,
     InProject { project, .. }: InProject<ManageWebhooks>,
     Path(paths::Webhook { id, .. }): Path<paths::Webhook>,
 ) -> Result<Json<DeliveryList>, ApiError> {

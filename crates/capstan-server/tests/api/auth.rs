@@ -343,7 +343,10 @@ async fn every_management_route_checks_the_role() {
         )
         .await;
         let mut learning = capstan_server::placements::driver::PlacementDriver::new(60_000, 0);
-        assert_eq!(learning.tick(app.state()).await.unwrap().saved, 1);
+        assert_eq!(
+            learning.tick(&app.state().placements).await.unwrap().saved,
+            1
+        );
         let tokens = [
             ("admin", ADMIN_TOKEN.to_owned()),
             ("placement", placement),

@@ -28,6 +28,7 @@ async fn events_are_accepted_and_stored() {
         let production = capstan_model::EnvironmentKey::parse("production").unwrap();
         let stored = app
             .state()
+            .core
             .store
             .list_events(&project, &production, 0, 10)
             .await
@@ -88,6 +89,7 @@ async fn a_bad_event_is_named_by_its_index_and_nothing_is_stored() {
         let production = capstan_model::EnvironmentKey::parse("production").unwrap();
         assert!(
             app.state()
+                .core
                 .store
                 .list_events(&project, &production, 0, 10)
                 .await

@@ -511,11 +511,13 @@ async fn the_snapshot_installed_after_a_write_equals_what_the_store_holds() {
             let environment = capstan_model::EnvironmentKey::parse(env).unwrap();
             let installed = app
                 .state()
+                .flags
                 .environments
                 .cached("default", env)
                 .expect("a snapshot");
             let stored = app
                 .state()
+                .core
                 .store
                 .load_environment(&project, &environment)
                 .await

@@ -311,6 +311,7 @@ async fn bulk_evaluation_offers_an_event_stream_that_says_when_to_refetch() {
         assert_eq!(data["type"], "refetchEvaluation");
         let snapshot = app
             .state()
+            .flags
             .environments
             .cached("default", "production")
             .unwrap();

@@ -360,7 +360,7 @@ async fn learn_tastes(
         if round % 10 == 9 {
             // Unrewarded decisions count 0 once their window closes.
             app.clock.advance(2_000);
-            driver.tick(app.state()).await.unwrap();
+            driver.tick(&app.state().placements).await.unwrap();
         }
     }
     hits as f64 / measure as f64
@@ -495,7 +495,10 @@ async fn deferred_decisions_are_learned_only_once_activated() {
         let event = ranked["eventId"].as_str().unwrap().to_owned();
         let mut driver = PlacementDriver::new(60_000, 0);
         app.clock.advance(5_000);
-        assert_eq!(driver.tick(app.state()).await.unwrap().learned, 0);
+        assert_eq!(
+            driver.tick(&app.state().placements).await.unwrap().learned,
+            0
+        );
         let (code, _) = app
             .request(
                 Method::POST,
@@ -506,7 +509,10 @@ async fn deferred_decisions_are_learned_only_once_activated() {
             .await;
         assert_eq!(code, StatusCode::NO_CONTENT);
         app.clock.advance(5_000);
-        assert_eq!(driver.tick(app.state()).await.unwrap().learned, 1);
+        assert_eq!(
+            driver.tick(&app.state().placements).await.unwrap().learned,
+            1
+        );
         let (code, _) = app
             .request(
                 Method::POST,
@@ -533,19 +539,19 @@ async fn one_replica_learns_at_a_time_and_another_takes_over() {
         let mut first = PlacementDriver::new(10_000, 0);
         let mut second = PlacementDriver::new(10_000, 0);
         rewarded_decisions(&app, &token, 20, 1.0).await;
-        let report = first.tick(app.state()).await.unwrap();
+        let report = first.tick(&app.state().placements).await.unwrap();
         assert_eq!(
             (report.leading, report.learned, report.saved),
             (true, 20, 1),
             "{report:?}"
         );
-        assert!(!second.tick(app.state()).await.unwrap().leading);
+        assert!(!second.tick(&app.state().placements).await.unwrap().leading);
         rewarded_decisions(&app, &token, 10, 0.5).await;
         // The first learner stops; once its lease expires the second learns what is left,
         // and nothing twice.
         drop(first);
         app.clock.advance(10_001);
-        let report = second.tick(app.state()).await.unwrap();
+        let report = second.tick(&app.state().placements).await.unwrap();
         assert_eq!((report.leading, report.learned), (true, 10), "{report:?}");
         let (_, state) = app
             .admin(Method::GET, &format!("{SURFACES}/home_hero"), None)
@@ -570,16 +576,19 @@ async fn a_settings_change_while_learning_loses_no_decision() {
         // Saves at most hourly: the first save is at once, the next waits.
         let mut driver = PlacementDriver::new(3_600_000, 3_600_000);
         rewarded_decisions(&app, &token, 10, 1.0).await;
-        assert_eq!(driver.tick(app.state()).await.unwrap().saved, 1);
+        assert_eq!(driver.tick(&app.state().placements).await.unwrap().saved, 1);
         rewarded_decisions(&app, &token, 5, 1.0).await;
-        let report = driver.tick(app.state()).await.unwrap();
+        let report = driver.tick(&app.state().placements).await.unwrap();
         assert_eq!((report.learned, report.saved), (5, 0));
         // The settings change replaces the learner: the five unsaved decisions are
         // learned again into the new one, not marked learned without being in any model.
         surface(&app, "home_hero", json!({ "learner": { "holdout": 0.2 } })).await;
-        assert_eq!(driver.tick(app.state()).await.unwrap().learned, 5);
+        assert_eq!(
+            driver.tick(&app.state().placements).await.unwrap().learned,
+            5
+        );
         app.clock.advance(3_600_000);
-        assert_eq!(driver.tick(app.state()).await.unwrap().saved, 1);
+        assert_eq!(driver.tick(&app.state().placements).await.unwrap().saved, 1);
         let (_, state) = app
             .admin(Method::GET, &format!("{SURFACES}/home_hero"), None)
             .await;

@@ -274,7 +274,7 @@ async fn a_bad_treatment_is_reverted_with_evidence_audit_and_signed_webhooks() {
         let (control, treatment) = traffic(&app, &sdk, 0..400, bad_treatment).await;
         assert!(control > 100 && treatment > 100, "{control} / {treatment}");
         let mut driver = RolloutDriver::new(10_000);
-        let report = driver.tick(app.state()).await.unwrap();
+        let report = driver.tick(&app.state().flags).await.unwrap();
         assert!(report.leading);
         assert_eq!(
             report.transitions,
@@ -355,7 +355,10 @@ async fn a_bad_treatment_is_reverted_with_evidence_audit_and_signed_webhooks() {
         );
 
         // Webhooks: start, revert and finish, each signed.
-        let delivered = Deliverer::new(10_000).tick(app.state()).await.unwrap();
+        let delivered = Deliverer::new(10_000)
+            .tick(&app.state().core)
+            .await
+            .unwrap();
         assert_eq!(delivered, 3);
         let received = hook.received.lock().unwrap().clone();
         let events: Vec<&str> = received
@@ -433,7 +436,7 @@ async fn a_good_treatment_steps_up_to_everyone() {
             .await;
             next_unit += 500;
             app.clock.advance(61_000);
-            let report = driver.tick(app.state()).await.unwrap();
+            let report = driver.tick(&app.state().flags).await.unwrap();
             actions.extend(report.transitions.into_iter().map(|(_, action)| action));
             if status(&app, id).await["status"] == "promoted" {
                 break;
@@ -485,7 +488,7 @@ async fn too_little_traffic_holds_then_pauses_at_the_deadline() {
         app.clock.advance(11 * 60_000);
         assert!(
             driver
-                .tick(app.state())
+                .tick(&app.state().flags)
                 .await
                 .unwrap()
                 .transitions
@@ -501,7 +504,7 @@ async fn too_little_traffic_holds_then_pauses_at_the_deadline() {
             "{body}"
         );
         app.clock.advance(3_600_000);
-        let report = driver.tick(app.state()).await.unwrap();
+        let report = driver.tick(&app.state().flags).await.unwrap();
         assert_eq!(report.transitions, vec![(id, "Pause".to_owned())]);
         let body = status(&app, id).await;
         assert_eq!(body["status"], "paused");
@@ -523,7 +526,7 @@ async fn too_little_traffic_holds_then_pauses_at_the_deadline() {
         );
         assert!(
             driver
-                .tick(app.state())
+                .tick(&app.state().flags)
                 .await
                 .unwrap()
                 .transitions
@@ -566,7 +569,7 @@ async fn humans_pause_resume_promote_and_abort() {
         app.clock.advance(48 * 3_600_000);
         assert!(
             driver
-                .tick(app.state())
+                .tick(&app.state().flags)
                 .await
                 .unwrap()
                 .transitions
@@ -634,7 +637,7 @@ async fn a_flag_changed_behind_the_rollouts_back_pauses_it() {
             .await;
         assert_eq!(code, StatusCode::OK);
         let mut driver = RolloutDriver::new(3_600_000);
-        let report = driver.tick(app.state()).await.unwrap();
+        let report = driver.tick(&app.state().flags).await.unwrap();
         assert_eq!(report.transitions, vec![(id, "pause".to_owned())]);
         let body = status(&app, id).await;
         assert!(
@@ -664,13 +667,13 @@ async fn a_rollout_survives_a_restart_and_one_replica_drives_it() {
         traffic(&app, &sdk, 0..30, bad).await;
         let mut first = RolloutDriver::new(10_000);
         let mut second = RolloutDriver::new(10_000);
-        let report = first.tick(app.state()).await.unwrap();
+        let report = first.tick(&app.state().flags).await.unwrap();
         assert!(
             report.leading && report.transitions.is_empty(),
             "{report:?}"
         );
         assert!(
-            !second.tick(app.state()).await.unwrap().leading,
+            !second.tick(&app.state().flags).await.unwrap().leading,
             "one driver at a time"
         );
 
@@ -686,11 +689,11 @@ async fn a_rollout_survives_a_restart_and_one_replica_drives_it() {
         .unwrap();
         traffic(&app, &sdk, 30..400, bad).await;
         assert!(
-            !second.tick(&restarted.state).await.unwrap().leading,
+            !second.tick(&restarted.state.flags).await.unwrap().leading,
             "the lease is still held"
         );
         app.clock.advance(10_001);
-        let report = second.tick(&restarted.state).await.unwrap();
+        let report = second.tick(&restarted.state.flags).await.unwrap();
         assert!(report.leading);
         assert!(
             report.events_read == 400 * 9,
@@ -718,7 +721,7 @@ async fn a_notify_guardrail_tells_people_and_the_rollout_carries_on() {
         let sdk = app.token("sdk", Some("production")).await;
         traffic(&app, &sdk, 0..400, bad_treatment).await;
         let mut driver = RolloutDriver::new(10_000);
-        let report = driver.tick(app.state()).await.unwrap();
+        let report = driver.tick(&app.state().flags).await.unwrap();
         assert_eq!(
             report.transitions,
             vec![(id, "notify".to_owned()), (id, "Promote".to_owned())]
@@ -769,6 +772,7 @@ async fn retention_deletes_old_raw_events_but_not_an_active_rollouts() {
             let production = capstan_model::EnvironmentKey::parse("production").unwrap();
             let events = app
                 .state()
+                .core
                 .store
                 .list_events(&project, &production, 0, 100)
                 .await
@@ -779,7 +783,7 @@ async fn retention_deletes_old_raw_events_but_not_an_active_rollouts() {
                 .collect::<Vec<_>>()
         };
         let mut driver = RolloutDriver::new(3_600_000);
-        driver.tick(app.state()).await.unwrap();
+        driver.tick(&app.state().flags).await.unwrap();
         assert_eq!(
             stored().await,
             vec!["recent"],
@@ -801,7 +805,7 @@ async fn retention_deletes_old_raw_events_but_not_an_active_rollouts() {
         )
         .await;
         app.clock.advance(300 * 3_600_000);
-        driver.tick(app.state()).await.unwrap();
+        driver.tick(&app.state().flags).await.unwrap();
         assert_eq!(stored().await, vec!["recent", "during"]);
     });
 }
@@ -844,7 +848,7 @@ async fn a_failed_delivery_is_retried_with_backoff() {
         )
         .await;
         let deliverer = Deliverer::new(3_600_000);
-        assert_eq!(deliverer.tick(app.state()).await.unwrap(), 0);
+        assert_eq!(deliverer.tick(&app.state().core).await.unwrap(), 0);
         let deliveries = format!(
             "/api/v1/projects/default/webhooks/{}/deliveries",
             webhook["id"].as_str().unwrap()
@@ -861,10 +865,10 @@ async fn a_failed_delivery_is_retried_with_backoff() {
             "the receiver answered 503 Service Unavailable"
         );
         // Not before its backoff has passed.
-        assert_eq!(deliverer.tick(app.state()).await.unwrap(), 0);
+        assert_eq!(deliverer.tick(&app.state().core).await.unwrap(), 0);
         assert_eq!(*calls.lock().unwrap(), 1);
         app.clock.advance(1_000);
-        assert_eq!(deliverer.tick(app.state()).await.unwrap(), 1);
+        assert_eq!(deliverer.tick(&app.state().core).await.unwrap(), 1);
         let (_, listed) = app.admin(Method::GET, &deliveries, None).await;
         assert_eq!(listed["deliveries"][0]["status"], "delivered");
         let metrics = app.metrics().await;

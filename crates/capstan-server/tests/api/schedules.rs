@@ -29,20 +29,20 @@ async fn a_scheduled_change_fires_on_time_and_once() {
         .await;
 
         // Not yet.
-        let report = capstan_server::flags::scheduler::tick(app.state())
+        let report = capstan_server::flags::scheduler::tick(&app.state().flags)
             .await
             .unwrap();
         assert_eq!(report.applied, 0);
         app.clock.advance(60_000);
         assert_eq!(
-            capstan_server::flags::scheduler::tick(app.state())
+            capstan_server::flags::scheduler::tick(&app.state().flags)
                 .await
                 .unwrap()
                 .applied,
             1
         );
         assert_eq!(
-            capstan_server::flags::scheduler::tick(app.state())
+            capstan_server::flags::scheduler::tick(&app.state().flags)
                 .await
                 .unwrap()
                 .applied,
@@ -54,7 +54,7 @@ async fn a_scheduled_change_fires_on_time_and_once() {
 
         app.clock.advance(60_000);
         assert_eq!(
-            capstan_server::flags::scheduler::tick(app.state())
+            capstan_server::flags::scheduler::tick(&app.state().flags)
                 .await
                 .unwrap()
                 .applied,
@@ -117,8 +117,8 @@ async fn two_replicas_apply_a_schedule_once() {
         .unwrap();
         app.clock.advance(1_000);
         let (first, second) = tokio::join!(
-            capstan_server::flags::scheduler::tick(app.state()),
-            capstan_server::flags::scheduler::tick(&replica.state)
+            capstan_server::flags::scheduler::tick(&app.state().flags),
+            capstan_server::flags::scheduler::tick(&replica.state.flags)
         );
         assert_eq!(first.unwrap().applied + second.unwrap().applied, 1);
         let (_, history) = app
@@ -175,7 +175,7 @@ async fn a_schedule_that_cannot_apply_is_refused_or_cancellable() {
         assert_eq!(status, StatusCode::NO_CONTENT);
         app.clock.set(4_102_444_800_000);
         assert_eq!(
-            capstan_server::flags::scheduler::tick(app.state())
+            capstan_server::flags::scheduler::tick(&app.state().flags)
                 .await
                 .unwrap()
                 .applied,

@@ -30,7 +30,7 @@ async fn tokens_are_shown_once_rotate_with_grace_and_revoke() {
                 .iter()
                 .all(|t| t.get("token").is_none())
         );
-        let stored = app.state().store.token_by_id(&id).await.unwrap();
+        let stored = app.state().core.store.token_by_id(&id).await.unwrap();
         assert_ne!(stored.hash, secret);
         assert_eq!(stored.hash.len(), 64);
 

@@ -7,11 +7,11 @@ use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey, SegmentKey};
 use capstan_store::{ConfigWrite, FlagRecord, FlagWrite, SegmentWrite, Write};
 use serde_json::{Map, Value, json};
 
+use crate::flags::FlagsState;
 use crate::flags::environments::EnvironmentSnapshot;
 use crate::flags::error::FlagError;
 use crate::flags::operations::{CONFIG_FIELDS, project_environments};
 use crate::flags::write::{AuditDraft, Plan, mutate};
-use crate::state::AppState;
 
 /// The parts of a flagd file, checked for shape (the engine checks the rest).
 pub struct ImportFile {
@@ -107,7 +107,7 @@ pub struct ImportOutcome {
 /// `replace`, flags and segments not in the file are removed from the environment. A new
 /// flag is created in the project's other environments too, disabled.
 pub async fn import(
-    state: &AppState,
+    state: &FlagsState,
     actor: &str,
     (project, environment): (&ProjectKey, &EnvironmentKey),
     file: &ImportFile,

@@ -4,6 +4,8 @@
 //! Every write goes through [`crate::flags::write::mutate`], so each is checked by
 //! compiling the environments it changes, stored as one transaction and audited.
 
+use crate::flags::FlagsState;
+
 pub mod events;
 pub mod flagd;
 pub mod schedules;
@@ -21,7 +23,6 @@ use crate::flags::environments::EnvironmentSnapshot;
 use crate::flags::error::FlagError;
 use crate::flags::wire;
 use crate::flags::write::{AuditDraft, Plan, mutate};
-use crate::state::AppState;
 
 /// The fields of a flag's configuration in one environment (a flagd flag object).
 pub const CONFIG_FIELDS: [&str; 6] = [
@@ -83,10 +84,11 @@ pub type Edit<'a> =
 
 /// The environments of a project, in order.
 pub async fn project_environments(
-    state: &AppState,
+    state: &FlagsState,
     project: &ProjectKey,
 ) -> Result<Vec<EnvironmentKey>, FlagError> {
     Ok(state
+        .core
         .store
         .list_environments(project)
         .await?
@@ -103,7 +105,7 @@ fn flag_not_found(flag: &FlagKey) -> FlagError {
 }
 
 async fn snapshots(
-    state: &AppState,
+    state: &FlagsState,
     project: &ProjectKey,
 ) -> Result<Vec<Arc<EnvironmentSnapshot>>, FlagError> {
     let mut out = Vec::new();
@@ -150,7 +152,7 @@ fn config_view(snapshot: &EnvironmentSnapshot, flag: &FlagKey) -> Result<ConfigV
 
 /// Every flag of a project with its configuration in every environment.
 pub async fn list_flags(
-    state: &AppState,
+    state: &FlagsState,
     project: &ProjectKey,
 ) -> Result<Vec<FlagView>, FlagError> {
     let snapshots = snapshots(state, project).await?;
@@ -169,7 +171,7 @@ pub async fn list_flags(
 
 /// One flag with its configuration in every environment.
 pub async fn flag(
-    state: &AppState,
+    state: &FlagsState,
     project: &ProjectKey,
     flag: &FlagKey,
 ) -> Result<FlagView, FlagError> {
@@ -178,7 +180,7 @@ pub async fn flag(
 
 /// Every flag of one environment.
 pub async fn environment_flags(
-    state: &AppState,
+    state: &FlagsState,
     project: &ProjectKey,
     environment: &EnvironmentKey,
 ) -> Result<Vec<ConfigView>, FlagError> {
@@ -193,7 +195,7 @@ pub async fn environment_flags(
 
 /// One flag in one environment.
 pub async fn config(
-    state: &AppState,
+    state: &FlagsState,
     (project, environment, flag): (&ProjectKey, &EnvironmentKey, &FlagKey),
 ) -> Result<ConfigView, FlagError> {
     let snapshot = state.environments.get(project, environment).await?;
@@ -243,7 +245,7 @@ fn new_flag_config(new: &NewFlag) -> Result<(FlagType, Value), FlagError> {
 
 /// Creates a flag, disabled in every environment of its project.
 pub async fn create_flag(
-    state: &AppState,
+    state: &FlagsState,
     actor: &str,
     project: &ProjectKey,
     new: NewFlag,
@@ -296,7 +298,7 @@ pub async fn create_flag(
 
 /// Changes a flag's description or client visibility.
 pub async fn update_flag(
-    state: &AppState,
+    state: &FlagsState,
     actor: &str,
     project: &ProjectKey,
     flag: &FlagKey,
@@ -337,7 +339,7 @@ pub async fn update_flag(
 
 /// Deletes a flag from every environment; its history stays.
 pub async fn delete_flag(
-    state: &AppState,
+    state: &FlagsState,
     actor: &str,
     project: &ProjectKey,
     flag: &FlagKey,
@@ -373,7 +375,7 @@ pub async fn delete_flag(
 
 /// Changes one flag's configuration in one environment.
 pub async fn change_config(
-    state: &AppState,
+    state: &FlagsState,
     actor: &str,
     (project, environment, flag): (&ProjectKey, &EnvironmentKey, &FlagKey),
     change: ConfigChange,
@@ -440,10 +442,14 @@ pub fn set_state(
 
 /// Every recorded version of a flag in an environment, newest first.
 pub async fn history(
-    state: &AppState,
+    state: &FlagsState,
     (project, environment, flag): (&ProjectKey, &EnvironmentKey, &FlagKey),
 ) -> Result<Vec<FlagVersionRecord>, FlagError> {
-    let versions = state.store.flag_history(project, environment, flag).await?;
+    let versions = state
+        .core
+        .store
+        .flag_history(project, environment, flag)
+        .await?;
     if versions.is_empty() {
         return Err(flag_not_found(flag));
     }
@@ -452,14 +458,18 @@ pub async fn history(
 
 /// Restores an earlier version of a flag's configuration as a new change.
 pub async fn revert(
-    state: &AppState,
+    state: &FlagsState,
     actor: &str,
     scope: (&ProjectKey, &EnvironmentKey, &FlagKey),
     version: i64,
     expected_version: Option<i64>,
 ) -> Result<ConfigView, FlagError> {
     let (project, environment, flag) = scope;
-    let versions = state.store.flag_history(project, environment, flag).await?;
+    let versions = state
+        .core
+        .store
+        .flag_history(project, environment, flag)
+        .await?;
     let target = versions
         .iter()
         .find(|candidate| candidate.version == version)

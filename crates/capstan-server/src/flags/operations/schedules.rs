@@ -6,9 +6,9 @@ use capstan_store::{AuditEntry, NewSchedule, ScheduleRecord};
 use serde_json::{Value, json};
 
 use crate::core::clock::rfc3339;
+use crate::flags::FlagsState;
 use crate::flags::error::FlagError;
 use crate::flags::wire::Schedule;
-use crate::state::AppState;
 
 /// What a scheduled change does, as stored in the schedule's `action`.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +43,7 @@ fn schedule_json(schedule: &ScheduleRecord) -> Value {
 /// Schedules `action` (`{"kind": .., "targeting": ..}`) on a flag at `run_at`. A new
 /// targeting must compile now, not fail silently when the time comes.
 pub async fn create(
-    state: &AppState,
+    state: &FlagsState,
     actor: &str,
     (project, environment, flag): (&ProjectKey, &EnvironmentKey, &FlagKey),
     run_at: i64,
@@ -62,7 +62,7 @@ pub async fn create(
         crate::flags::environments::compile(&next)
             .map_err(|error| FlagError::InvalidDefinition(error.to_string()))?;
     }
-    let now = state.clock.now_ms();
+    let now = state.core.clock.now_ms();
     let schedule = NewSchedule {
         project: project.clone(),
         environment: environment.clone(),
@@ -83,17 +83,21 @@ pub async fn create(
         before: None,
         after: Some(json!({ "at": rfc3339(run_at), "action": action })),
     };
-    Ok(state.store.create_schedule(schedule, audit).await?)
+    Ok(state.core.store.create_schedule(schedule, audit).await?)
 }
 
 /// The scheduled changes of an environment, or of one flag in it.
 pub async fn list(
-    state: &AppState,
+    state: &FlagsState,
     project: &ProjectKey,
     environment: &EnvironmentKey,
     flag: Option<&FlagKey>,
 ) -> Result<Vec<ScheduleRecord>, FlagError> {
-    let mut schedules = state.store.list_schedules(project, environment).await?;
+    let mut schedules = state
+        .core
+        .store
+        .list_schedules(project, environment)
+        .await?;
     if let Some(flag) = flag {
         schedules.retain(|schedule| &schedule.schedule.flag == flag);
     }
@@ -102,18 +106,22 @@ pub async fn list(
 
 /// Cancels a pending scheduled change.
 pub async fn cancel(
-    state: &AppState,
+    state: &FlagsState,
     actor: &str,
     project: &ProjectKey,
     environment: &EnvironmentKey,
     id: i64,
 ) -> Result<(), FlagError> {
-    let schedules = state.store.list_schedules(project, environment).await?;
+    let schedules = state
+        .core
+        .store
+        .list_schedules(project, environment)
+        .await?;
     let schedule = schedules
         .iter()
         .find(|schedule| schedule.id == id)
         .ok_or_else(|| FlagError::not_found("schedule", id))?;
-    let now = state.clock.now_ms();
+    let now = state.core.clock.now_ms();
     let audit = AuditEntry {
         at: now,
         actor: actor.to_owned(),
@@ -125,6 +133,6 @@ pub async fn cancel(
         before: Some(schedule_json(schedule)),
         after: None,
     };
-    state.store.cancel_schedule(id, audit).await?;
+    state.core.store.cancel_schedule(id, audit).await?;
     Ok(())
 }

@@ -5,11 +5,11 @@ use capstan_model::{EnvironmentKey, ProjectKey, SegmentKey};
 use capstan_store::{SegmentRecord, SegmentWrite};
 use serde_json::{Value, json};
 
+use crate::flags::FlagsState;
 use crate::flags::environments::EnvironmentSnapshot;
 use crate::flags::error::FlagError;
 use crate::flags::wire::Segment;
 use crate::flags::write::{AuditDraft, Plan, mutate};
-use crate::state::AppState;
 
 /// A segment addressed in one environment.
 pub type SegmentScope<'a> = (&'a ProjectKey, &'a EnvironmentKey, &'a SegmentKey);
@@ -29,7 +29,7 @@ fn segment_json(segment: &SegmentRecord) -> Value {
 
 /// Every segment of an environment.
 pub async fn list(
-    state: &AppState,
+    state: &FlagsState,
     project: &ProjectKey,
     environment: &EnvironmentKey,
 ) -> Result<Vec<SegmentRecord>, FlagError> {
@@ -39,7 +39,7 @@ pub async fn list(
 
 /// One segment.
 pub async fn get(
-    state: &AppState,
+    state: &FlagsState,
     (project, environment, segment): SegmentScope<'_>,
 ) -> Result<SegmentRecord, FlagError> {
     let snapshot = state.environments.get(project, environment).await?;
@@ -51,7 +51,7 @@ pub async fn get(
 /// Creates or replaces a segment; whether it was created. `expected_version` (from
 /// `If-Match`) is checked against an existing segment's version.
 pub async fn put(
-    state: &AppState,
+    state: &FlagsState,
     actor: &str,
     (project, environment, segment): SegmentScope<'_>,
     (description, rule): (String, Value),
@@ -99,7 +99,7 @@ pub async fn put(
 
 /// Deletes a segment.
 pub async fn delete(
-    state: &AppState,
+    state: &FlagsState,
     actor: &str,
     (project, environment, segment): SegmentScope<'_>,
 ) -> Result<(), FlagError> {

@@ -1,7 +1,10 @@
 //! `POST /api/v1/events`: exposures and metric events from SDKs, in batches. Guarded
 //! rollouts read them.
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::extract::FromRef;
 use axum::extract::State;
 use axum::http::StatusCode;
 use capstan_model::{FlagKey, Role};
@@ -14,11 +17,17 @@ use crate::core::auth::Principal;
 use crate::core::body::JsonBody;
 use crate::core::clock::parse_rfc3339;
 use crate::core::error::ApiError;
+use crate::core::state::Core;
+use crate::flags::FlagsState;
 use crate::flags::operations::events::metric_name;
 use crate::flags::wire::Accepted;
-use crate::state::AppState;
 
-pub(super) fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    FlagsState: FromRef<S>,
+    Arc<Core>: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(ingest))
 }
 
@@ -112,7 +121,7 @@ fn parse_event(
     security(("bearer" = []))
 )]
 async fn ingest(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     principal: Principal,
     JsonBody(batch): JsonBody<EventBatch>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
@@ -129,13 +138,13 @@ async fn ingest(
             format!("at most {MAX_EVENTS_PER_REQUEST} events per request"),
         ));
     }
-    let received_at = state.clock.now_ms();
+    let received_at = state.core.clock.now_ms();
     let records = batch
         .events
         .into_iter()
         .enumerate()
         .map(|(index, event)| parse_event(index, event, &scope, received_at))
         .collect::<Result<Vec<_>, _>>()?;
-    let accepted = state.store.insert_events(&records).await?;
+    let accepted = state.core.store.insert_events(&records).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { accepted })))
 }

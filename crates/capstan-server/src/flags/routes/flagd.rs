@@ -1,6 +1,9 @@
 //! Import and export of flagd flag-definition files, one environment at a time.
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::extract::FromRef;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -11,10 +14,11 @@ use crate::core::body::JsonBody;
 use crate::core::error::ApiError;
 use crate::core::paths;
 use crate::core::scope::{InEnvironment, permissions};
+use crate::core::state::Core;
+use crate::flags::FlagsState;
 use crate::flags::environments::flagd_json;
 use crate::flags::operations::flagd;
 use crate::flags::wire::{FlagdFile, ImportSummary};
-use crate::state::AppState;
 
 const FLAGD_SCHEMA: &str = "https://flagd.dev/schema/v0/flags.json";
 
@@ -23,7 +27,12 @@ permissions! {
     ExportFlags = (Viewer, "export flags");
 }
 
-pub(super) fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    FlagsState: FromRef<S>,
+    Arc<Core>: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(export, import))
 }
 
@@ -37,7 +46,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     security(("bearer" = []))
 )]
 async fn export(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     InEnvironment {
         project,
         environment,
@@ -78,7 +87,7 @@ struct ImportQuery {
     security(("bearer" = []))
 )]
 async fn import(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     InEnvironment {
         principal,
         project,

@@ -1,7 +1,10 @@
 //! The flag routes: project-wide attributes, per-environment configuration, history and
 //! revert. Each parses, names its permission, and calls [`operations`].
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::extract::FromRef;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,13 +18,14 @@ use crate::core::body::{JsonBody, if_match, key};
 use crate::core::error::ApiError;
 use crate::core::paths;
 use crate::core::scope::{InEnvironment, InProject, OnFlag, OnFlagIn, permissions};
+use crate::core::state::Core;
+use crate::flags::FlagsState;
 use crate::flags::operations::{
     self, CONFIG_FIELDS, ConfigChange, ConfigView, FlagUpdate, NewFlag, set_state,
 };
 use crate::flags::wire::{
     EnvironmentFlag, EnvironmentFlagList, Flag, FlagDefinition, FlagHistory, FlagList, FlagVersion,
 };
-use crate::state::AppState;
 
 permissions! {
     /// Reading flags and their configuration.
@@ -34,7 +38,12 @@ permissions! {
     RevertFlags = (Editor, "revert flags");
 }
 
-pub(super) fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    FlagsState: FromRef<S>,
+    Arc<Core>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_flags, create_flag))
         .routes(routes!(get_flag, update_flag, delete_flag))
@@ -68,7 +77,7 @@ fn config_answer(view: &ConfigView) -> Response {
     security(("bearer" = []))
 )]
 async fn list_flags(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     scope: InProject<ReadFlags>,
 ) -> Result<Json<FlagList>, ApiError> {
     let flags = operations::list_flags(&state, &scope.project).await?;
@@ -86,7 +95,7 @@ async fn list_flags(
     security(("bearer" = []))
 )]
 async fn list_environment_flags(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     scope: InEnvironment<ReadFlags>,
 ) -> Result<Json<EnvironmentFlagList>, ApiError> {
     let flags = operations::environment_flags(&state, &scope.project, &scope.environment).await?;
@@ -104,7 +113,7 @@ async fn list_environment_flags(
     security(("bearer" = []))
 )]
 async fn get_flag(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     scope: OnFlag<ReadFlags>,
 ) -> Result<Json<Flag>, ApiError> {
     let view = operations::flag(&state, &scope.project, &scope.flag).await?;
@@ -136,7 +145,7 @@ struct CreateFlag {
     security(("bearer" = []))
 )]
 async fn create_flag(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     scope: InProject<CreateFlags>,
     JsonBody(body): JsonBody<CreateFlag>,
 ) -> Result<Response, ApiError> {
@@ -180,7 +189,7 @@ struct UpdateFlag {
     security(("bearer" = []))
 )]
 async fn update_flag(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     scope: OnFlag<ChangeFlags>,
     JsonBody(body): JsonBody<UpdateFlag>,
 ) -> Result<Json<Flag>, ApiError> {
@@ -209,7 +218,7 @@ async fn update_flag(
     security(("bearer" = []))
 )]
 async fn delete_flag(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     scope: OnFlag<DeleteFlags>,
 ) -> Result<StatusCode, ApiError> {
     operations::delete_flag(&state, &scope.principal.name, &scope.project, &scope.flag).await?;
@@ -226,7 +235,7 @@ async fn delete_flag(
     security(("bearer" = []))
 )]
 async fn get_config(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     scope: OnFlagIn<ReadFlags>,
 ) -> Result<Response, ApiError> {
     let view =
@@ -236,7 +245,7 @@ async fn get_config(
 
 /// Carries out a configuration change a route asked for, and answers with the result.
 async fn change(
-    state: &AppState,
+    state: &FlagsState,
     scope: &OnFlagIn<ChangeFlags>,
     expected_version: Option<i64>,
     action: &'static str,
@@ -304,7 +313,7 @@ fn expected_version(
     security(("bearer" = []))
 )]
 async fn patch_config(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     scope: OnFlagIn<ChangeFlags>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Map<String, Value>>,
@@ -336,7 +345,7 @@ async fn patch_config(
     security(("bearer" = []))
 )]
 async fn put_config(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     scope: OnFlagIn<ChangeFlags>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Map<String, Value>>,
@@ -361,7 +370,7 @@ async fn put_config(
     security(("bearer" = []))
 )]
 async fn enable(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     scope: OnFlagIn<ChangeFlags>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -386,7 +395,7 @@ async fn enable(
     security(("bearer" = []))
 )]
 async fn disable(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     scope: OnFlagIn<ChangeFlags>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -416,7 +425,7 @@ struct HistoryQuery {
     security(("bearer" = []))
 )]
 async fn history(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     scope: OnFlagIn<ReadHistory>,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<FlagHistory>, ApiError> {
@@ -450,7 +459,7 @@ struct RevertBody {
     security(("bearer" = []))
 )]
 async fn revert(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     scope: OnFlagIn<RevertFlags>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<RevertBody>,

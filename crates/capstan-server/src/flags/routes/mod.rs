@@ -1,5 +1,12 @@
 //! The flag routes. Each parses, names its permission and calls an operation.
 
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+
+use crate::core::state::Core;
+use crate::flags::FlagsState;
+
 mod events;
 mod flagd;
 mod flags;
@@ -10,9 +17,12 @@ mod segments;
 
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::state::AppState;
-
-pub(super) fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    FlagsState: FromRef<S>,
+    Arc<Core>: FromRef<S>,
+{
     OpenApiRouter::new()
         .merge(ofrep::router())
         .merge(flags::router())

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::FromRef;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,10 +21,16 @@ use utoipa_axum::routes;
 
 use crate::core::auth::{Principal, authenticate};
 use crate::core::error::ApiError;
+use crate::core::state::Core;
+use crate::flags::FlagsState;
 use crate::flags::environments::EnvironmentSnapshot;
-use crate::state::AppState;
 
-pub(super) fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    FlagsState: FromRef<S>,
+    Arc<Core>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(evaluate_one))
         .routes(routes!(evaluate_all))
@@ -155,10 +162,10 @@ fn failure(
 /// Authentication for OFREP: only sdk and client keys evaluate, each in its own
 /// environment. Failures keep OFREP's bare 401/403/429.
 async fn evaluation_principal(
-    state: &AppState,
+    state: &FlagsState,
     headers: &HeaderMap,
 ) -> Result<Principal, Response> {
-    let principal = authenticate(state, headers)
+    let principal = authenticate(&state.core, headers)
         .await
         .map_err(IntoResponse::into_response)?;
     if !matches!(principal.role, Role::Sdk | Role::Client) {
@@ -170,14 +177,15 @@ async fn evaluation_principal(
         ));
     }
     state
+        .core
         .rate_limiter
-        .check(&principal.token_id, state.clock.now_ms())
+        .check(&principal.token_id, state.core.clock.now_ms())
         .map_err(IntoResponse::into_response)?;
     Ok(principal)
 }
 
 async fn snapshot_for(
-    state: &AppState,
+    state: &FlagsState,
     principal: &Principal,
 ) -> Result<Arc<EnvironmentSnapshot>, Response> {
     let (project, environment) = principal
@@ -234,8 +242,8 @@ fn visible(snapshot: &EnvironmentSnapshot, principal: &Principal, key: &str) -> 
             .is_some_and(|flag| flag.client_visible)
 }
 
-fn now_seconds(state: &AppState) -> i64 {
-    state.clock.now_ms().div_euclid(1000)
+fn now_seconds(state: &FlagsState) -> i64 {
+    state.core.clock.now_ms().div_euclid(1000)
 }
 
 fn record(snapshot: &EnvironmentSnapshot, key: &str, resolution: &Resolution<'_>) {
@@ -303,7 +311,7 @@ fn ofrep_code(code: ErrorCode) -> &'static str {
     security(("bearer" = []))
 )]
 async fn evaluate_one(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     Path(key): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -378,7 +386,11 @@ enum BulkEntry<'a> {
     ),
     security(("bearer" = []))
 )]
-async fn evaluate_all(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn evaluate_all(
+    State(state): State<FlagsState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let principal = match evaluation_principal(&state, &headers).await {
         Ok(principal) => principal,
         Err(response) => return response,
@@ -469,7 +481,7 @@ async fn evaluate_all(State(state): State<AppState>, headers: HeaderMap, body: B
     responses((status = 200, description = "Capabilities", body = Configuration)),
     security(("bearer" = []))
 )]
-async fn configuration(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn configuration(State(state): State<FlagsState>, headers: HeaderMap) -> Response {
     if let Err(response) = evaluation_principal(&state, &headers).await {
         return response;
     }
@@ -523,7 +535,7 @@ fn refetch_event(snapshot: &EnvironmentSnapshot) -> axum::response::sse::Event {
     responses((status = 200, description = "text/event-stream"), (status = 401, description = "No valid key")),
     security(("bearer" = []))
 )]
-async fn event_stream(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn event_stream(State(state): State<FlagsState>, headers: HeaderMap) -> Response {
     let principal = match evaluation_principal(&state, &headers).await {
         Ok(principal) => principal,
         Err(response) => return response,

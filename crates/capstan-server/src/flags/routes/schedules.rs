@@ -1,7 +1,10 @@
 //! Scheduled changes: enable, disable or replace a flag's targeting at a given time.
 //! The scheduler (`crate::flags::scheduler`) carries them out.
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::extract::FromRef;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -10,14 +13,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::core::body::JsonBody;
-
 use crate::core::clock::parse_rfc3339;
 use crate::core::error::ApiError;
 use crate::core::paths;
 use crate::core::scope::{InEnvironment, OnFlagIn, permissions};
+use crate::core::state::Core;
+use crate::flags::FlagsState;
 use crate::flags::operations::schedules;
 use crate::flags::wire::{Schedule, ScheduleList};
-use crate::state::AppState;
 
 permissions! {
     ScheduleFlagChanges = (Editor, "schedule flag changes");
@@ -25,7 +28,12 @@ permissions! {
     CancelScheduledChanges = (Editor, "cancel scheduled changes");
 }
 
-pub(super) fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    FlagsState: FromRef<S>,
+    Arc<Core>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(list_for_flag, create))
         .routes(routes!(list))
@@ -52,7 +60,7 @@ struct CreateSchedule {
     security(("bearer" = []))
 )]
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     OnFlagIn {
         principal,
         project,
@@ -83,7 +91,7 @@ async fn create(
     security(("bearer" = []))
 )]
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     InEnvironment {
         project,
         environment,
@@ -108,7 +116,7 @@ async fn list(
     security(("bearer" = []))
 )]
 async fn list_for_flag(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     OnFlagIn {
         project,
         environment,
@@ -134,7 +142,7 @@ async fn list_for_flag(
     security(("bearer" = []))
 )]
 async fn cancel(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     InEnvironment {
         principal,
         project,

@@ -3,8 +3,10 @@
 //! snapshots (`GET /api/v1/sdk/stream`) that resumes by revision.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRef;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -15,11 +17,17 @@ use utoipa_axum::routes;
 
 use crate::core::auth::Principal;
 use crate::core::error::ApiError;
+use crate::core::state::Core;
+use crate::flags::FlagsState;
 use crate::flags::environments::EnvironmentSnapshot;
 use crate::flags::wire::SdkConfig;
-use crate::state::AppState;
 
-pub(super) fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    FlagsState: FromRef<S>,
+    Arc<Core>: FromRef<S>,
+{
     OpenApiRouter::new()
         .routes(routes!(config))
         .routes(routes!(stream))
@@ -57,7 +65,7 @@ fn sdk_scope(principal: &Principal) -> Result<(ProjectKey, EnvironmentKey), ApiE
     security(("bearer" = []))
 )]
 async fn config(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     principal: Principal,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -103,7 +111,7 @@ fn snapshot_event(snapshot: &EnvironmentSnapshot) -> Event {
     security(("bearer" = []))
 )]
 async fn stream(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     principal: Principal,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -115,7 +123,7 @@ async fn stream(
 /// `event`, for the current snapshot (unless the client's `Last-Event-ID` says it has
 /// it) and one for every snapshot after it. Event ids are revisions.
 pub(super) async fn follow(
-    state: &AppState,
+    state: &FlagsState,
     project: &ProjectKey,
     environment: &EnvironmentKey,
     headers: &HeaderMap,
@@ -129,7 +137,7 @@ pub(super) async fn follow(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.trim().parse::<i64>().ok());
     let first = (resumed_at != Some(current.revision())).then_some(current);
-    let shutdown = state.shutdown.subscribe();
+    let shutdown = state.core.shutdown.subscribe();
     let events = futures_util::stream::unfold(
         (first, changes, shutdown),
         move |(first, mut changes, mut shutdown)| async move {
@@ -153,7 +161,7 @@ pub(super) async fn follow(
     );
     // Idle streams send comments, so proxies and clients can tell a quiet stream from a
     // dead one.
-    let keep_alive = Duration::from_secs(state.settings.sse_keep_alive_seconds.max(1));
+    let keep_alive = Duration::from_secs(state.core.settings.sse_keep_alive_seconds.max(1));
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(keep_alive))
         .into_response())

@@ -1,7 +1,10 @@
 //! Segments: named, reusable targeting rules of one environment. A flag's targeting uses
 //! one with `{"$ref": "segment-key"}`; in a flagd file they are the `$evaluators`.
 
+use std::sync::Arc;
+
 use axum::Json;
+use axum::extract::FromRef;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use capstan_model::SegmentKey;
@@ -11,20 +14,25 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::core::body::{JsonBody, if_match, key};
-
 use crate::core::error::ApiError;
 use crate::core::paths;
 use crate::core::scope::{InEnvironment, permissions};
+use crate::core::state::Core;
+use crate::flags::FlagsState;
 use crate::flags::operations::segments;
 use crate::flags::wire::{Segment, SegmentList};
-use crate::state::AppState;
 
 permissions! {
     ChangeSegments = (Editor, "change segments");
     ReadSegments = (Viewer, "read segments");
 }
 
-pub(super) fn router() -> OpenApiRouter<AppState> {
+pub(super) fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    FlagsState: FromRef<S>,
+    Arc<Core>: FromRef<S>,
+{
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(
         get_segment,
         put_segment,
@@ -42,7 +50,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     security(("bearer" = []))
 )]
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     InEnvironment {
         project,
         environment,
@@ -67,7 +75,7 @@ async fn list(
     security(("bearer" = []))
 )]
 async fn get_segment(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     InEnvironment {
         project,
         environment,
@@ -99,7 +107,7 @@ struct PutSegment {
     security(("bearer" = []))
 )]
 async fn put_segment(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     headers: HeaderMap,
     InEnvironment {
         principal,
@@ -138,7 +146,7 @@ async fn put_segment(
     security(("bearer" = []))
 )]
 async fn delete_segment(
-    State(state): State<AppState>,
+    State(state): State<FlagsState>,
     InEnvironment {
         principal,
         project,
