@@ -165,12 +165,82 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> ApiError {
+/// What any operation can fail with, whichever capability it belongs to. Each
+/// capability's error holds it beside its own cases, and the API answers it the same way
+/// everywhere.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// A field of the request is wrong; `field` names it.
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
+
+    #[error("{kind} {key:?} not found")]
+    NotFound { kind: &'static str, key: String },
+
+    #[error("{kind} {key:?} already exists")]
+    AlreadyExists { kind: &'static str, key: String },
+
+    #[error("{kind} {key:?} was changed by someone else; its current version is {current_version}")]
+    VersionConflict {
+        kind: &'static str,
+        key: String,
+        current_version: i64,
+    },
+
+    #[error("the store is unavailable")]
+    Unavailable,
+
+    #[error("something went wrong")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl Failure {
+    pub fn field(field: impl Into<String>, message: impl std::fmt::Display) -> Failure {
+        Failure::InvalidField {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+
+    pub fn not_found(kind: &'static str, key: impl ToString) -> Failure {
+        Failure::NotFound {
+            kind,
+            key: key.to_string(),
+        }
+    }
+
+    pub fn internal(error: impl Into<anyhow::Error>) -> Failure {
+        Failure::Internal(error.into())
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Failure {
         match error {
-            StoreError::NotFound { kind, key } => ApiError::NotFound { kind, key },
-            StoreError::AlreadyExists { kind, key } => ApiError::AlreadyExists { kind, key },
+            StoreError::NotFound { kind, key } => Failure::NotFound { kind, key },
+            StoreError::AlreadyExists { kind, key } => Failure::AlreadyExists { kind, key },
             StoreError::VersionConflict {
+                kind,
+                key,
+                current_version,
+            } => Failure::VersionConflict {
+                kind,
+                key,
+                current_version,
+            },
+            error if error.is_unavailable() => Failure::Unavailable,
+            other => Failure::Internal(other.into()),
+        }
+    }
+}
+
+impl From<Failure> for ApiError {
+    fn from(failure: Failure) -> ApiError {
+        match failure {
+            Failure::InvalidField { field, message } => ApiError::InvalidField { field, message },
+            Failure::NotFound { kind, key } => ApiError::NotFound { kind, key },
+            Failure::AlreadyExists { kind, key } => ApiError::AlreadyExists { kind, key },
+            Failure::VersionConflict {
                 kind,
                 key,
                 current_version,
@@ -179,12 +249,20 @@ impl From<StoreError> for ApiError {
                 key,
                 current_version,
             },
+            Failure::Unavailable => ApiError::Unavailable,
+            Failure::Internal(error) => ApiError::Internal(error),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
             StoreError::AlreadySettled { id } => ApiError::Conflict {
                 code: ErrorCode::AlreadySettled,
                 message: format!("scheduled change {id} was already carried out or cancelled"),
             },
-            error if error.is_unavailable() => ApiError::Unavailable,
-            other => ApiError::Internal(other.into()),
+            other => Failure::from(other).into(),
         }
     }
 }

@@ -12,6 +12,7 @@ use capstan_model::{EnvironmentKey, FlagKey, FlagType, ProjectKey};
 use capstan_store::{ConfigRecord, EnvironmentState, FlagRecord, Store};
 use serde_json::{Map, Value};
 
+use crate::core::error::Failure;
 use crate::core::metrics::{FlagCounters, Metrics};
 use crate::flags::error::FlagError;
 
@@ -214,10 +215,7 @@ impl Environments {
             .get(project.as_str())
             .and_then(|environments| environments.get(environment.as_str()))
             .map(watch::Sender::subscribe)
-            .ok_or_else(|| FlagError::NotFound {
-                kind: "environment",
-                key: environment.to_string(),
-            })
+            .ok_or_else(|| FlagError::not_found("environment", environment))
     }
 
     /// The revision of every environment this replica has loaded, to check against the
@@ -266,12 +264,12 @@ impl Environments {
             (state, engine)
         })
         .await
-        .map_err(|error| FlagError::Internal(error.into()))?;
+        .map_err(Failure::internal)?;
         let (state, engine) = engine;
         // Stored definitions were checked when written; one that no longer compiles means
         // the store was edited by hand or the engine changed, which is ours to fix.
         let engine = engine.map_err(|error| {
-            FlagError::Internal(anyhow::anyhow!(
+            Failure::Internal(anyhow::anyhow!(
                 "failed to compile stored environment {project}/{environment}: {error}"
             ))
         })?;

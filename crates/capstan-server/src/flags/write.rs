@@ -17,6 +17,7 @@ use capstan_store::{
 };
 use serde_json::Value;
 
+use crate::core::error::Failure;
 use crate::flags::FlagsState;
 use crate::flags::environments::{EnvironmentSnapshot, compile};
 use crate::flags::error::FlagError;
@@ -110,7 +111,7 @@ where
                 .collect::<Result<Vec<_>, _>>()
         })
         .await
-        .map_err(|error| FlagError::Internal(error.into()))?
+        .map_err(|error| FlagError::from(Failure::internal(error)))?
         .map_err(|error| FlagError::InvalidDefinition(error.to_string()))?;
         let change = ChangeSet {
             project: project.clone(),
@@ -164,11 +165,11 @@ where
             Err(error) => return Err(FlagError::from(error).into()),
         }
     }
-    Err(FlagError::Internal(anyhow::anyhow!(
+    let failure = Failure::Internal(anyhow::anyhow!(
         "gave up after {ATTEMPTS} concurrent changes to environment {:?}",
         last_conflict.unwrap_or_default()
-    ))
-    .into())
+    ));
+    Err(FlagError::from(failure).into())
 }
 
 /// The environment as the store has it now: the cached snapshot if its revision is

@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::features::parse_features;
 use super::parse_policy;
 use crate::core::background::Lease;
-use crate::core::error::ApiError;
 use crate::placements::PlacementsState;
+use crate::placements::error::PlacementError;
 
 const LEASE: &str = "placements";
 
@@ -56,7 +56,7 @@ impl PlacementDriver {
         }
     }
 
-    pub async fn tick(&mut self, state: &PlacementsState) -> Result<LearnReport, ApiError> {
+    pub async fn tick(&mut self, state: &PlacementsState) -> Result<LearnReport, PlacementError> {
         let now = state.core.clock.now_ms();
         let mut report = LearnReport {
             leading: self.lease.hold(&state.core).await?,
@@ -181,7 +181,7 @@ impl PlacementDriver {
 fn parse_decision(
     context: &Value,
     candidates: &Value,
-) -> Result<(capstan_bandit::Features, Vec<Candidate>), ApiError> {
+) -> Result<(capstan_bandit::Features, Vec<Candidate>), PlacementError> {
     let context = parse_features("context", context)?;
     let candidates = candidates
         .as_array()
@@ -201,7 +201,7 @@ fn parse_decision(
                 )?,
             })
         })
-        .collect::<Result<Vec<_>, ApiError>>()?;
+        .collect::<Result<Vec<_>, PlacementError>>()?;
     Ok((context, candidates))
 }
 
@@ -211,9 +211,9 @@ impl crate::core::background::Controller for PlacementDriver {
 
     type State = PlacementsState;
 
-    type Error = ApiError;
+    type Error = PlacementError;
 
-    async fn pass(&mut self, state: &PlacementsState) -> Result<(), ApiError> {
+    async fn pass(&mut self, state: &PlacementsState) -> Result<(), PlacementError> {
         self.tick(state).await.map(|_| ())
     }
 }

@@ -9,7 +9,7 @@
 use capstan_bandit::{Feature, Features};
 use serde_json::Value;
 
-use crate::core::error::ApiError;
+use crate::core::error::Failure;
 
 /// Most features one context, or one candidate, may have.
 pub const MAX_FEATURES: usize = 1_024;
@@ -20,7 +20,7 @@ pub const MAX_DEPTH: usize = 6;
 
 const DEFAULT_NAMESPACE: &str = "_";
 
-pub fn parse_features(field: &str, value: &Value) -> Result<Features, ApiError> {
+pub fn parse_features(field: &str, value: &Value) -> Result<Features, Failure> {
     let mut features = Vec::new();
     match value {
         Value::Null => {}
@@ -31,7 +31,7 @@ pub fn parse_features(field: &str, value: &Value) -> Result<Features, ApiError> 
         }
         Value::Object(_) => top_level(field, value, &mut features)?,
         _ => {
-            return Err(ApiError::field(
+            return Err(Failure::field(
                 field,
                 "expected an object or an array of objects",
             ));
@@ -40,9 +40,9 @@ pub fn parse_features(field: &str, value: &Value) -> Result<Features, ApiError> 
     Ok(Features(features))
 }
 
-fn top_level(field: &str, value: &Value, features: &mut Vec<Feature>) -> Result<(), ApiError> {
+fn top_level(field: &str, value: &Value, features: &mut Vec<Feature>) -> Result<(), Failure> {
     let Value::Object(entries) = value else {
-        return Err(ApiError::field(field, "expected an object of features"));
+        return Err(Failure::field(field, "expected an object of features"));
     };
     for (key, value) in entries {
         let path = format!("{field}.{key}");
@@ -68,15 +68,15 @@ fn flatten(
     value: &Value,
     depth: usize,
     features: &mut Vec<Feature>,
-) -> Result<(), ApiError> {
+) -> Result<(), Failure> {
     if depth > MAX_DEPTH {
-        return Err(ApiError::field(
+        return Err(Failure::field(
             path,
             format!("nested deeper than {MAX_DEPTH} levels"),
         ));
     }
     if features.len() >= MAX_FEATURES && !value.is_null() {
-        return Err(ApiError::field(
+        return Err(Failure::field(
             path,
             format!("more than {MAX_FEATURES} features"),
         ));
@@ -87,7 +87,7 @@ fn flatten(
         Value::Number(number) => {
             let number = number.as_f64().unwrap_or(f64::NAN);
             if !number.is_finite() {
-                return Err(ApiError::field(path, "must be a finite number"));
+                return Err(Failure::field(path, "must be a finite number"));
             }
             features.push(Feature::number(namespace, name, number));
         }
@@ -132,9 +132,9 @@ fn flatten(
     Ok(())
 }
 
-fn check_text(path: &str, text: &str) -> Result<(), ApiError> {
+fn check_text(path: &str, text: &str) -> Result<(), Failure> {
     if text.len() > MAX_TEXT {
-        return Err(ApiError::field(
+        return Err(Failure::field(
             path,
             format!("longer than {MAX_TEXT} bytes"),
         ));

@@ -13,6 +13,7 @@ use axum::extract::FromRef;
 use crate::core::state::Core;
 
 pub mod driver;
+pub mod error;
 pub mod features;
 mod personalizer;
 mod routes;
@@ -28,7 +29,8 @@ use capstan_store::{DecisionRecord, RewardCombine, RewardOutcome, SurfaceRecord}
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::core::error::{ApiError, ErrorCode};
+use crate::core::error::Failure;
+use crate::placements::error::PlacementError;
 
 /// What placement holds at run time beside `core`: the learners this replica holds.
 #[derive(Clone)]
@@ -108,27 +110,27 @@ impl Default for SurfaceSettings {
 }
 
 impl SurfaceSettings {
-    pub fn validate(&self) -> Result<(), ApiError> {
+    pub fn validate(&self) -> Result<(), Failure> {
         self.learner.validate().map_err(|error| {
-            ApiError::field(format!("settings.learner.{}", error.field), error.message)
+            Failure::field(format!("settings.learner.{}", error.field), error.message)
         })?;
         if !(self.reward_min.is_finite()
             && self.reward_max.is_finite()
             && self.reward_min < self.reward_max)
         {
-            return Err(ApiError::field(
+            return Err(Failure::field(
                 "settings.rewardMax",
                 "must be a number above rewardMin",
             ));
         }
         if !(self.reward_min..=self.reward_max).contains(&self.default_reward) {
-            return Err(ApiError::field(
+            return Err(Failure::field(
                 "settings.defaultReward",
                 "must be between rewardMin and rewardMax",
             ));
         }
         if self.reward_window_seconds == 0 || self.reward_window_seconds > 7 * 86_400 {
-            return Err(ApiError::field(
+            return Err(Failure::field(
                 "settings.rewardWindowSeconds",
                 "must be between 1 and 604800",
             ));
@@ -136,9 +138,9 @@ impl SurfaceSettings {
         Ok(())
     }
 
-    pub fn parse(value: &Value) -> Result<SurfaceSettings, ApiError> {
+    pub fn parse(value: &Value) -> Result<SurfaceSettings, Failure> {
         serde_json::from_value(value.clone()).map_err(|error| {
-            ApiError::Internal(anyhow::anyhow!(
+            Failure::Internal(anyhow::anyhow!(
                 "stored surface settings are not valid: {error}"
             ))
         })
@@ -166,7 +168,7 @@ impl Placements {
         state: &PlacementsState,
         project: &ProjectKey,
         surface: &SurfaceKey,
-    ) -> Result<Arc<SurfaceLearner>, ApiError> {
+    ) -> Result<Arc<SurfaceLearner>, PlacementError> {
         let key = (project.clone(), surface.clone());
         if let Some(found) = self
             .learners
@@ -204,10 +206,10 @@ impl Placements {
 pub async fn load_learner(
     state: &PlacementsState,
     record: &SurfaceRecord,
-) -> Result<SurfaceLearner, ApiError> {
+) -> Result<SurfaceLearner, PlacementError> {
     let settings = SurfaceSettings::parse(&record.settings)?;
     let invalid = |error: String| {
-        ApiError::Internal(anyhow::anyhow!(
+        Failure::Internal(anyhow::anyhow!(
             "the model of surface {} cannot be used: {error}",
             record.key
         ))
@@ -280,18 +282,20 @@ pub async fn rank(
     project: &ProjectKey,
     surface: &SurfaceKey,
     input: RankInput,
-) -> Result<RankOutput, ApiError> {
+) -> Result<RankOutput, PlacementError> {
     if input.candidates.is_empty() {
-        return Err(ApiError::field(
+        return Err(Failure::field(
             "candidates",
             "no candidates to rank (none given, all excluded, or no live items)",
-        ));
+        )
+        .into());
     }
     if input.candidates.len() > MAX_CANDIDATES {
-        return Err(ApiError::field(
+        return Err(Failure::field(
             "candidates",
             format!("at most {MAX_CANDIDATES} candidates per decision"),
-        ));
+        )
+        .into());
     }
     let context = features::parse_features("context", &input.context)?;
     let mut candidates = Vec::with_capacity(input.candidates.len());
@@ -309,7 +313,7 @@ pub async fn rank(
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .rank(&context, &candidates, seed)
-        .map_err(|error| ApiError::field("candidates", error.to_string()))?;
+        .map_err(|error| Failure::field("candidates", error.to_string()))?;
     let shown = ranking.order[0];
     let decision = DecisionRecord {
         event_id: input.event_id.clone(),
@@ -359,7 +363,7 @@ pub async fn reward(
     project: &ProjectKey,
     event_id: &str,
     value: f64,
-) -> Result<(), ApiError> {
+) -> Result<(), PlacementError> {
     let decision = decision_of(state, project, event_id).await?;
     let surface = state
         .learners
@@ -367,13 +371,14 @@ pub async fn reward(
         .await?;
     let settings = &surface.settings;
     if !value.is_finite() || value < settings.reward_min || value > settings.reward_max {
-        return Err(ApiError::field(
+        return Err(Failure::field(
             "value",
             format!(
                 "must be a number between {} and {}",
                 settings.reward_min, settings.reward_max
             ),
-        ));
+        )
+        .into());
     }
     let window_ms = settings.reward_window_seconds as i64 * 1000;
     let activated = decision.activated_at.unwrap_or(decision.created_at);
@@ -387,20 +392,16 @@ pub async fn reward(
         .await?
     {
         RewardOutcome::Recorded => Ok(()),
-        RewardOutcome::Duplicate => Err(ApiError::Conflict {
-            code: ErrorCode::DuplicateReward,
-            message: format!(
-                "event {event_id:?} already has its reward (rewards combine as first)"
-            ),
+        RewardOutcome::Duplicate => Err(PlacementError::DuplicateReward {
+            event_id: event_id.to_owned(),
         }),
         RewardOutcome::Late => Err(late(event_id)),
     }
 }
 
-fn late(event_id: &str) -> ApiError {
-    ApiError::Conflict {
-        code: ErrorCode::RewardTooLate,
-        message: format!("event {event_id:?} is past its reward window"),
+fn late(event_id: &str) -> PlacementError {
+    PlacementError::RewardTooLate {
+        event_id: event_id.to_owned(),
     }
 }
 
@@ -408,7 +409,7 @@ pub async fn activate(
     state: &PlacementsState,
     project: &ProjectKey,
     event_id: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), PlacementError> {
     decision_of(state, project, event_id).await?;
     state
         .core
@@ -423,8 +424,8 @@ async fn decision_of(
     state: &PlacementsState,
     project: &ProjectKey,
     event_id: &str,
-) -> Result<DecisionRecord, ApiError> {
-    let not_found = || ApiError::NotFound {
+) -> Result<DecisionRecord, PlacementError> {
+    let not_found = || Failure::NotFound {
         kind: "event",
         key: event_id.to_owned(),
     };
@@ -438,7 +439,7 @@ async fn decision_of(
             other => other.into(),
         })?;
     if &decision.project != project {
-        return Err(not_found());
+        return Err(not_found().into());
     }
     Ok(decision)
 }

@@ -30,6 +30,7 @@ use crate::core::body::parse_json;
 use crate::core::error::ApiError;
 use crate::core::state::Core;
 use crate::placements::PlacementsState;
+use crate::placements::error::PlacementError;
 
 pub(super) fn router<S>() -> OpenApiRouter<S>
 where
@@ -51,6 +52,12 @@ const DEFAULT_SURFACE: &str = "personalizer";
 
 /// An error in Personalizer's shape (and Capstan's).
 pub(super) struct PersonalizerError(ApiError);
+
+impl From<PlacementError> for PersonalizerError {
+    fn from(error: PlacementError) -> PersonalizerError {
+        PersonalizerError(error.into())
+    }
+}
 
 impl From<ApiError> for PersonalizerError {
     fn from(error: ApiError) -> PersonalizerError {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use capstan_store::{DecisionRecord, Store, StoreError};
 use tokio::sync::oneshot;
 
-use crate::core::error::ApiError;
+use crate::core::error::Failure;
 
 /// What a queued decision learns: whether it was logged (false: its event id was used),
 /// or why the batch failed.
@@ -36,7 +36,7 @@ impl DecisionWriter {
         &self,
         store: &Arc<dyn Store>,
         decision: DecisionRecord,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Failure> {
         let event_id = decision.event_id.clone();
         let (sender, mut receiver) = oneshot::channel();
         self.queue
@@ -48,7 +48,7 @@ impl DecisionWriter {
             match receiver.try_recv() {
                 Ok(outcome) => return answer(outcome, event_id),
                 Err(oneshot::error::TryRecvError::Closed) => {
-                    return Err(ApiError::Internal(anyhow::anyhow!(
+                    return Err(Failure::Internal(anyhow::anyhow!(
                         "the decision's batch was abandoned"
                     )));
                 }
@@ -80,7 +80,7 @@ impl DecisionWriter {
                 }
             });
             if let Err(error) = flush.await {
-                return Err(ApiError::Internal(anyhow::anyhow!(
+                return Err(Failure::Internal(anyhow::anyhow!(
                     "writing decisions failed: {error}"
                 )));
             }
@@ -90,7 +90,7 @@ impl DecisionWriter {
     }
 }
 
-fn answer(outcome: Outcome, event_id: String) -> Result<(), ApiError> {
+fn answer(outcome: Outcome, event_id: String) -> Result<(), Failure> {
     match outcome {
         Ok(true) => Ok(()),
         Ok(false) => Err(StoreError::AlreadyExists {
@@ -98,6 +98,6 @@ fn answer(outcome: Outcome, event_id: String) -> Result<(), ApiError> {
             key: event_id,
         }
         .into()),
-        Err(message) => Err(ApiError::Internal(anyhow::anyhow!(message))),
+        Err(message) => Err(Failure::Internal(anyhow::anyhow!(message))),
     }
 }

@@ -17,8 +17,8 @@ use super::{
     Reading, Rollout, Transition, TransitionContext, flag_is_as_left, to_json, transition,
 };
 use crate::core::background::Lease;
-use crate::core::error::ApiError;
 use crate::flags::FlagsState;
+use crate::rollouts::error::RolloutError;
 
 /// The lease that makes one replica the driver.
 const LEASE: &str = "rollouts";
@@ -66,7 +66,7 @@ impl RolloutDriver {
         }
     }
 
-    pub async fn tick(&mut self, state: &FlagsState) -> Result<DriverReport, ApiError> {
+    pub async fn tick(&mut self, state: &FlagsState) -> Result<DriverReport, RolloutError> {
         let mut report = DriverReport::default();
         let now = state.core.clock.now_ms();
         report.leading = self.lease.hold(&state.core).await?;
@@ -104,10 +104,9 @@ impl RolloutDriver {
             report.events_read += read_events(state, runtime).await?;
             save_buckets(state, runtime).await?;
             if let Err(error) = drive(state, runtime, now, &mut report).await {
-                match error {
-                    // A human acted between our read and our write: next tick sees it.
-                    ApiError::VersionConflict { .. } => {}
-                    error => tracing::warn!(rollout = id, error = %error, "rollout tick failed"),
+                // A human acted between our read and our write: next tick sees it.
+                if !error.is_version_conflict() {
+                    tracing::warn!(rollout = id, error = %error, "rollout tick failed");
                 }
             }
         }
@@ -125,7 +124,7 @@ impl RolloutDriver {
     }
 }
 
-async fn read_events(state: &FlagsState, runtime: &mut Runtime) -> Result<usize, ApiError> {
+async fn read_events(state: &FlagsState, runtime: &mut Runtime) -> Result<usize, RolloutError> {
     let record = &runtime.rollout.record;
     let mut read = 0;
     for _ in 0..MAX_PAGES {
@@ -162,7 +161,7 @@ async fn read_events(state: &FlagsState, runtime: &mut Runtime) -> Result<usize,
     Ok(read)
 }
 
-async fn save_buckets(state: &FlagsState, runtime: &mut Runtime) -> Result<(), ApiError> {
+async fn save_buckets(state: &FlagsState, runtime: &mut Runtime) -> Result<(), RolloutError> {
     let metrics = runtime.aggregate.metrics().to_vec();
     let buckets: Vec<RolloutBucketRecord> = runtime
         .aggregate
@@ -196,7 +195,7 @@ async fn drive(
     runtime: &mut Runtime,
     now: i64,
     report: &mut DriverReport,
-) -> Result<(), ApiError> {
+) -> Result<(), RolloutError> {
     let actor = format!("rollout:{}", runtime.rollout.record.id);
     let units = runtime.aggregate.units();
     let rollout = runtime.rollout.clone();
@@ -310,9 +309,9 @@ impl crate::core::background::Controller for RolloutDriver {
     // Transitions go through the flag write path, whose errors are the API's.
     type State = FlagsState;
 
-    type Error = ApiError;
+    type Error = RolloutError;
 
-    async fn pass(&mut self, state: &FlagsState) -> Result<(), ApiError> {
+    async fn pass(&mut self, state: &FlagsState) -> Result<(), RolloutError> {
         self.tick(state).await.map(|_| ())
     }
 }

@@ -17,6 +17,7 @@ use crate::core::state::Core;
 use crate::flags::FlagsState;
 
 pub mod driver;
+pub mod error;
 mod routes;
 pub mod wire;
 
@@ -26,8 +27,9 @@ use capstan_store::{ConfigWrite, Notification, RolloutRecord, RolloutStatus, Rol
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::core::error::ApiError;
+use crate::core::error::Failure;
 use crate::flags::write::{AuditDraft, Plan, mutate};
+use crate::rollouts::error::RolloutError;
 
 /// The rollout routes.
 pub fn router<S>() -> utoipa_axum::router::OpenApiRouter<S>
@@ -98,9 +100,9 @@ pub struct Rollout {
 }
 
 impl Rollout {
-    pub fn parse(record: RolloutRecord) -> Result<Rollout, ApiError> {
+    pub fn parse(record: RolloutRecord) -> Result<Rollout, RolloutError> {
         let corrupt = |what: &str, error: serde_json::Error| {
-            ApiError::Internal(anyhow::anyhow!(
+            Failure::Internal(anyhow::anyhow!(
                 "rollout {} {what} is not valid: {error}",
                 record.id
             ))
@@ -272,7 +274,7 @@ pub async fn transition(
     rollout: &Rollout,
     transition: Transition,
     context: TransitionContext<'_>,
-) -> Result<Rollout, ApiError> {
+) -> Result<Rollout, RolloutError> {
     let status = rollout.status();
     let allowed = match &transition {
         Transition::Resume => status == Status::Paused,
@@ -282,14 +284,15 @@ pub async fn transition(
         Transition::Promote | Transition::Revert => !status.is_finished(),
     };
     if !allowed {
-        return Err(ApiError::field(
+        return Err(Failure::field(
             "action",
             format!(
                 "the rollout is {}; it cannot be {}",
                 status.as_str(),
                 verb(&transition)
             ),
-        ));
+        )
+        .into());
     }
     let now = state.core.clock.now_ms();
     let plan = &rollout.plan;
@@ -366,7 +369,7 @@ pub async fn transition(
         notifications.push(notification(&after, "rollout.finished", &context));
     }
     let flag = rollout.record.flag.clone();
-    mutate::<_, ApiError>(
+    mutate::<_, RolloutError>(
         state,
         context.actor,
         &rollout.record.project,
@@ -392,7 +395,7 @@ pub async fn transition(
                 (),
             );
             if let (Some(shape), Some(snapshot)) = (&shape, snapshots.first()) {
-                let config = snapshot.config(&flag).ok_or_else(|| ApiError::NotFound {
+                let config = snapshot.config(&flag).ok_or_else(|| Failure::NotFound {
                     kind: "flag",
                     key: flag.to_string(),
                 })?;
@@ -508,30 +511,35 @@ pub async fn load(
     state: &FlagsState,
     project: &capstan_model::ProjectKey,
     id: i64,
-) -> Result<Rollout, ApiError> {
+) -> Result<Rollout, RolloutError> {
     let record = state.core.store.rollout(id).await?;
     if &record.project != project {
-        return Err(ApiError::NotFound {
+        return Err(Failure::NotFound {
             kind: "rollout",
             key: id.to_string(),
-        });
+        }
+        .into());
     }
     Rollout::parse(record)
 }
 
 /// The flag a rollout may start on, and its current definition.
-pub fn check_startable(current: &Map<String, Value>, flag: &FlagKey) -> Result<String, ApiError> {
+pub fn check_startable(
+    current: &Map<String, Value>,
+    flag: &FlagKey,
+) -> Result<String, RolloutError> {
     if current.get("state").and_then(Value::as_str) != Some("ENABLED") {
-        return Err(ApiError::field(
+        return Err(Failure::field(
             "flag",
             format!("flag {flag} is disabled here; enable it before rolling out a change"),
-        ));
+        )
+        .into());
     }
     current
         .get("defaultVariant")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .ok_or_else(|| ApiError::field("flag", format!("flag {flag} has no default variant")))
+        .ok_or_else(|| Failure::field("flag", format!("flag {flag} has no default variant")).into())
 }
 
 /// The status the store keeps for the judge's.

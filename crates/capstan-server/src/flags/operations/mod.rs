@@ -19,6 +19,7 @@ use capstan_store::{
 };
 use serde_json::{Map, Value, json};
 
+use crate::core::error::Failure;
 use crate::flags::environments::EnvironmentSnapshot;
 use crate::flags::error::FlagError;
 use crate::flags::wire;
@@ -98,10 +99,7 @@ pub async fn project_environments(
 }
 
 fn flag_not_found(flag: &FlagKey) -> FlagError {
-    FlagError::NotFound {
-        kind: "flag",
-        key: flag.to_string(),
-    }
+    FlagError::not_found("flag", flag)
 }
 
 async fn snapshots(
@@ -258,10 +256,11 @@ pub async fn create_flag(
             .iter()
             .any(|snapshot| snapshot.flag(flag).is_some())
         {
-            return Err(FlagError::AlreadyExists {
+            return Err(Failure::AlreadyExists {
                 kind: "flag",
                 key: flag.to_string(),
-            });
+            }
+            .into());
         }
         let record = FlagRecord {
             key: flag.clone(),
@@ -392,11 +391,12 @@ pub async fn change_config(
             if let Some(expected) = change.expected_version
                 && expected != current.version
             {
-                return Err(FlagError::VersionConflict {
+                return Err(Failure::VersionConflict {
                     kind: "flag",
                     key: flag.to_string(),
                     current_version: current.version,
-                });
+                }
+                .into());
             }
             let before = current.config.as_object().cloned().unwrap_or_default();
             let after = edit(&before)?;

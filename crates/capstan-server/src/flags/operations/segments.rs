@@ -5,6 +5,7 @@ use capstan_model::{EnvironmentKey, ProjectKey, SegmentKey};
 use capstan_store::{SegmentRecord, SegmentWrite};
 use serde_json::{Value, json};
 
+use crate::core::error::Failure;
 use crate::flags::FlagsState;
 use crate::flags::environments::EnvironmentSnapshot;
 use crate::flags::error::FlagError;
@@ -67,11 +68,12 @@ pub async fn put(
             if let (Some(expected), Some(current)) = (expected_version, current)
                 && expected != current.version
             {
-                return Err(FlagError::VersionConflict {
+                return Err(Failure::VersionConflict {
                     kind: "segment",
                     key: segment.to_string(),
                     current_version: current.version,
-                });
+                }
+                .into());
             }
             let mut plan = Plan::new(
                 AuditDraft {
