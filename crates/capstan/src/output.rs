@@ -13,7 +13,7 @@ pub(crate) fn print_json(value: &Value) {
 }
 
 /// Prints rows under a header with columns padded to line up.
-pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -32,6 +32,16 @@ pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
     for row in rows {
         line(row.clone());
     }
+}
+
+/// Prints a table with a row an item, its cells made by `row`.
+pub(crate) fn print_rows<T>(
+    header: &[&str],
+    items: impl IntoIterator<Item = T>,
+    row: impl FnMut(T) -> Vec<String>,
+) {
+    let rows: Vec<Vec<String>> = items.into_iter().map(row).collect();
+    print_table(header, &rows);
 }
 
 /// A JSON value as a short cell: strings bare, others as compact JSON, absent as "-".

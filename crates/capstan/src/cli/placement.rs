@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::{Global, segment, with_query};
 use crate::client::ApiClient;
-use crate::output::{decode, json_cell, print_answer, print_json, print_table};
+use crate::output::{decode, json_cell, print_answer, print_json, print_rows};
 
 #[derive(Subcommand)]
 pub(crate) enum PlacementCommand {
@@ -61,12 +61,11 @@ pub(crate) async fn run(
         PlacementCommand::Surfaces => {
             let value = client.get(&base).await?;
             print_answer(global.json, &value, |list: SurfaceList| {
-                let rows: Vec<Vec<String>> = list
-                    .surfaces
-                    .into_iter()
-                    .map(|surface| vec![surface.key, surface.description, surface.updated_at])
-                    .collect();
-                print_table(&["SURFACE", "DESCRIPTION", "UPDATED"], &rows);
+                print_rows(
+                    &["SURFACE", "DESCRIPTION", "UPDATED"],
+                    list.surfaces,
+                    |surface| vec![surface.key, surface.description, surface.updated_at],
+                );
             })?;
         }
         PlacementCommand::Surface {
@@ -102,14 +101,9 @@ pub(crate) async fn run(
                 None => {
                     let value = client.get(&path).await?;
                     print_answer(global.json, &value, |list: ItemList| {
-                        let rows: Vec<Vec<String>> = list
-                            .items
-                            .into_iter()
-                            .map(|item| {
-                                vec![item.id, json_cell(&item.status), json_cell(&item.features)]
-                            })
-                            .collect();
-                        print_table(&["ITEM", "STATUS", "FEATURES"], &rows);
+                        print_rows(&["ITEM", "STATUS", "FEATURES"], list.items, |item| {
+                            vec![item.id, json_cell(&item.status), json_cell(&item.features)]
+                        });
                     })?;
                 }
             }
@@ -152,20 +146,19 @@ fn print_surface(detail: SurfaceDetail) {
         ),
         None => println!("lift: not enough holdout decisions yet"),
     }
-    let rows: Vec<Vec<String>> = detail
-        .items
-        .into_iter()
-        .map(|item| {
+    println!();
+    print_rows(
+        &["ITEM", "IMPRESSIONS", "REWARD SUM", "TESTING"],
+        detail.items,
+        |item| {
             vec![
                 item.id,
                 item.impressions.to_string(),
                 json_cell(&item.reward_sum),
                 if item.under_test { "under test" } else { "-" }.to_owned(),
             ]
-        })
-        .collect();
-    println!();
-    print_table(&["ITEM", "IMPRESSIONS", "REWARD SUM", "TESTING"], &rows);
+        },
+    );
 }
 
 /// Draws a progress bar on stderr (only when it is a terminal).
@@ -371,20 +364,16 @@ fn print_evaluation(evaluation: &Evaluation) {
     if !evaluation.model {
         println!("no saved model yet: only the model-free policies are evaluated");
     }
-    let rows: Vec<Vec<String>> = evaluation
-        .policies
-        .iter()
-        .map(|row| {
+    print_rows(
+        &["POLICY", "IPS (95%)", "SNIPS (95%)", "DOUBLY ROBUST (95%)"],
+        evaluation.policies.iter(),
+        |row| {
             vec![
                 row.policy.clone(),
                 show(&row.ips),
                 show(&row.snips),
                 show(&row.doubly_robust),
             ]
-        })
-        .collect();
-    print_table(
-        &["POLICY", "IPS (95%)", "SNIPS (95%)", "DOUBLY ROBUST (95%)"],
-        &rows,
+        },
     );
 }

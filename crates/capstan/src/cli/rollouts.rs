@@ -8,7 +8,7 @@ use super::{Global, with_query};
 use crate::client::ApiClient;
 use capstan_server::rollouts::wire::{Estimate, Rollout, RolloutDetail, RolloutList};
 
-use crate::output::{json_cell, print_answer, print_table, text_cell};
+use crate::output::{json_cell, print_answer, print_rows, text_cell};
 
 #[derive(Subcommand)]
 pub(crate) enum RolloutsCommand {
@@ -238,22 +238,7 @@ async fn steer(
 }
 
 fn print_list(list: RolloutList) {
-    let rows: Vec<Vec<String>> = list
-        .rollouts
-        .into_iter()
-        .map(|rollout| {
-            vec![
-                rollout.id.to_string(),
-                rollout.flag,
-                rollout.environment,
-                format!("{} → {}", rollout.control, rollout.treatment),
-                json_cell(&rollout.status),
-                percent(rollout.percent),
-                rollout.updated_at,
-            ]
-        })
-        .collect();
-    print_table(
+    print_rows(
         &[
             "ID",
             "FLAG",
@@ -263,7 +248,18 @@ fn print_list(list: RolloutList) {
             "SHARE",
             "UPDATED",
         ],
-        &rows,
+        list.rollouts,
+        |rollout| {
+            vec![
+                rollout.id.to_string(),
+                rollout.flag,
+                rollout.environment,
+                format!("{} → {}", rollout.control, rollout.treatment),
+                json_cell(&rollout.status),
+                percent(rollout.percent),
+                rollout.updated_at,
+            ]
+        },
     );
 }
 
@@ -301,33 +297,11 @@ fn print_status(rollout: &Rollout) {
             units.control, units.treatment
         );
     }
-    let guardrails: Vec<Vec<String>> = rollout
-        .guardrails
-        .iter()
-        .flatten()
-        .map(|reading| {
-            // A reading with too little data has no estimate: its numbers show as "-".
-            let field = |pick: fn(&Estimate) -> Option<f64>| {
-                number(reading.estimate.as_ref().and_then(pick))
-            };
-            vec![
-                reading.guardrail.clone(),
-                json_cell(&reading.verdict),
-                field(|estimate| Some(estimate.control)),
-                field(|estimate| Some(estimate.treatment)),
-                field(|estimate| Some(estimate.difference)),
-                format!(
-                    "[{}, {}]",
-                    field(|estimate| estimate.low),
-                    field(|estimate| estimate.high)
-                ),
-                field(|estimate| Some(estimate.margin)),
-            ]
-        })
-        .collect();
+    // No guardrail table before the judge's first reading.
+    let guardrails = rollout.guardrails.as_deref().unwrap_or_default();
     if !guardrails.is_empty() {
         println!();
-        print_table(
+        print_rows(
             &[
                 "GUARDRAIL",
                 "VERDICT",
@@ -337,13 +311,33 @@ fn print_status(rollout: &Rollout) {
                 "INTERVAL",
                 "TOLERANCE",
             ],
-            &guardrails,
+            guardrails,
+            |reading| {
+                // A reading with too little data has no estimate: its numbers show as "-".
+                let field = |pick: fn(&Estimate) -> Option<f64>| {
+                    number(reading.estimate.as_ref().and_then(pick))
+                };
+                vec![
+                    reading.guardrail.clone(),
+                    json_cell(&reading.verdict),
+                    field(|estimate| Some(estimate.control)),
+                    field(|estimate| Some(estimate.treatment)),
+                    field(|estimate| Some(estimate.difference)),
+                    format!(
+                        "[{}, {}]",
+                        field(|estimate| estimate.low),
+                        field(|estimate| estimate.high)
+                    ),
+                    field(|estimate| Some(estimate.margin)),
+                ]
+            },
         );
     }
-    let timeline: Vec<Vec<String>> = rollout
-        .timeline
-        .iter()
-        .map(|step| {
+    println!();
+    print_rows(
+        &["STEP", "STARTED", "ENDED", "UNITS C/T", "OUTCOME"],
+        &rollout.timeline,
+        |step| {
             // A step that has not ended shows the units of the latest reading.
             let units = step.units_at_end.or(rollout.units);
             vec![
@@ -357,12 +351,7 @@ fn print_status(rollout: &Rollout) {
                 ),
                 text_cell(step.outcome.as_deref()),
             ]
-        })
-        .collect();
-    println!();
-    print_table(
-        &["STEP", "STARTED", "ENDED", "UNITS C/T", "OUTCOME"],
-        &timeline,
+        },
     );
 }
 

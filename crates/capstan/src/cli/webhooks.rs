@@ -7,7 +7,7 @@ use super::{Global, segment};
 use crate::client::ApiClient;
 use capstan_server::webhooks::wire::{CreatedWebhook, DeliveryList, WebhookList};
 
-use crate::output::{json_cell, print_answer, print_response, print_table, text_cell};
+use crate::output::{json_cell, print_answer, print_response, print_rows, text_cell};
 
 #[derive(Subcommand)]
 pub(crate) enum WebhooksCommand {
@@ -59,19 +59,18 @@ pub(crate) async fn run(
         WebhooksCommand::List => {
             let value = client.get(&base).await?;
             print_answer(global.json, &value, |list: WebhookList| {
-                let rows: Vec<Vec<String>> = list
-                    .webhooks
-                    .into_iter()
-                    .map(|webhook| {
+                print_rows(
+                    &["ID", "URL", "EVENTS", "CREATED"],
+                    list.webhooks,
+                    |webhook| {
                         vec![
                             webhook.id,
                             webhook.url,
                             json_cell(&webhook.events),
                             webhook.created_at,
                         ]
-                    })
-                    .collect();
-                print_table(&["ID", "URL", "EVENTS", "CREATED"], &rows);
+                    },
+                );
             })?;
         }
         WebhooksCommand::Delete { id } => {
@@ -85,10 +84,10 @@ pub(crate) async fn run(
                 .get(&format!("{base}/{}/deliveries", segment(&id)))
                 .await?;
             print_answer(global.json, &value, |list: DeliveryList| {
-                let rows: Vec<Vec<String>> = list
-                    .deliveries
-                    .into_iter()
-                    .map(|delivery| {
+                print_rows(
+                    &["ID", "EVENT", "STATUS", "ATTEMPTS", "LAST ERROR"],
+                    list.deliveries,
+                    |delivery| {
                         vec![
                             delivery.id.to_string(),
                             delivery.event,
@@ -96,9 +95,8 @@ pub(crate) async fn run(
                             delivery.attempts.to_string(),
                             text_cell(delivery.last_error.as_deref()),
                         ]
-                    })
-                    .collect();
-                print_table(&["ID", "EVENT", "STATUS", "ATTEMPTS", "LAST ERROR"], &rows);
+                    },
+                );
             })?;
         }
     }
