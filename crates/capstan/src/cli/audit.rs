@@ -6,7 +6,7 @@ use super::{Global, with_query};
 use crate::client::ApiClient;
 use capstan_server::core::wire::AuditLog;
 
-use crate::output::{print_answer, print_table, text_cell};
+use crate::output::{print_answer, print_rows, text_cell};
 
 #[derive(Args)]
 pub(crate) struct AuditArgs {
@@ -35,10 +35,10 @@ pub(crate) async fn run(
     );
     let value = client.get(&path).await?;
     print_answer(global.json, &value, |log: AuditLog| {
-        let rows: Vec<Vec<String>> = log
-            .entries
-            .into_iter()
-            .map(|entry| {
+        print_rows(
+            &["ID", "AT", "ACTOR", "ACTION", "ENVIRONMENT", "KEY"],
+            log.entries,
+            |entry| {
                 vec![
                     entry.id.to_string(),
                     entry.at,
@@ -47,11 +47,7 @@ pub(crate) async fn run(
                     text_cell(entry.environment.as_deref()),
                     entry.key,
                 ]
-            })
-            .collect();
-        print_table(
-            &["ID", "AT", "ACTOR", "ACTION", "ENVIRONMENT", "KEY"],
-            &rows,
+            },
         );
     })
 }

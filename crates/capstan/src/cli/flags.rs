@@ -11,7 +11,7 @@ use capstan_server::flags::wire::{
     EnvironmentFlag, EnvironmentFlagList, Flag, FlagHistory, FlagList, ImportSummary, Schedule,
 };
 
-use crate::output::{cell, print_answer, print_json, print_response, print_table};
+use crate::output::{cell, print_answer, print_json, print_response, print_rows};
 
 #[derive(Subcommand)]
 pub(crate) enum FlagsCommand {
@@ -148,19 +148,18 @@ fn print_flag(flag: Flag) {
         "{} ({})  {}",
         attributes.key, attributes.flag_type, attributes.description
     );
-    let rows: Vec<Vec<String>> = flag
-        .environments
-        .iter()
-        .map(|(env, config)| {
+    print_rows(
+        &["ENVIRONMENT", "STATE", "DEFAULT", "VERSION"],
+        flag.environments.iter(),
+        |(env, config)| {
             vec![
                 env.clone(),
                 cell(config.definition.get("state")),
                 cell(config.definition.get("defaultVariant")),
                 config.version.to_string(),
             ]
-        })
-        .collect();
-    print_table(&["ENVIRONMENT", "STATE", "DEFAULT", "VERSION"], &rows);
+        },
+    );
 }
 
 /// A flag in one environment, a field a line.
@@ -185,10 +184,10 @@ fn print_flag_in(flag: EnvironmentFlag) {
 
 /// Flags with their state in every environment, one line a flag.
 fn print_flags_everywhere(list: FlagList) {
-    let rows: Vec<Vec<String>> = list
-        .flags
-        .iter()
-        .map(|flag| {
+    print_rows(
+        &["KEY", "TYPE", "ENVIRONMENTS"],
+        list.flags.iter(),
+        |flag| {
             let states: Vec<String> = flag
                 .environments
                 .iter()
@@ -199,17 +198,16 @@ fn print_flags_everywhere(list: FlagList) {
                 flag.attributes.flag_type.clone(),
                 states.join(" "),
             ]
-        })
-        .collect();
-    print_table(&["KEY", "TYPE", "ENVIRONMENTS"], &rows);
+        },
+    );
 }
 
 /// Flags of one environment, one line a flag.
 fn print_flags_in(list: EnvironmentFlagList) {
-    let rows: Vec<Vec<String>> = list
-        .flags
-        .iter()
-        .map(|flag| {
+    print_rows(
+        &["KEY", "TYPE", "STATE", "DEFAULT", "VERSION"],
+        list.flags.iter(),
+        |flag| {
             vec![
                 flag.attributes.key.clone(),
                 flag.attributes.flag_type.clone(),
@@ -217,16 +215,15 @@ fn print_flags_in(list: EnvironmentFlagList) {
                 cell(flag.config.definition.get("defaultVariant")),
                 flag.config.version.to_string(),
             ]
-        })
-        .collect();
-    print_table(&["KEY", "TYPE", "STATE", "DEFAULT", "VERSION"], &rows);
+        },
+    );
 }
 
 fn print_history(history: FlagHistory) {
-    let rows: Vec<Vec<String>> = history
-        .versions
-        .iter()
-        .map(|version| {
+    print_rows(
+        &["VERSION", "AT", "ACTOR", "ACTION", "STATE"],
+        history.versions.iter(),
+        |version| {
             let state = version.config.as_ref().and_then(|c| c.get("state"));
             vec![
                 version.version.to_string(),
@@ -235,9 +232,8 @@ fn print_history(history: FlagHistory) {
                 version.action.clone(),
                 cell(state),
             ]
-        })
-        .collect();
-    print_table(&["VERSION", "AT", "ACTOR", "ACTION", "STATE"], &rows);
+        },
+    );
 }
 
 pub(crate) async fn run(

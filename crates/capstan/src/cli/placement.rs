@@ -7,13 +7,17 @@ use anyhow::{Context, anyhow};
 use capstan_bandit::offline::{Estimate, LoggedDecision, TargetPolicy, evaluate};
 use capstan_bandit::{Candidate, Learner};
 use capstan_server::placements::features::parse_features;
+use capstan_server::placements::wire::{
+    Decision, DecisionPage, ItemList, SurfaceDetail, SurfaceList,
+};
 use clap::Subcommand;
 use reqwest::Method;
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Global, segment, with_query};
 use crate::client::ApiClient;
-use crate::output::{cell, elements, print_json, print_objects, print_response, print_table};
+use crate::output::{decode, json_cell, print_answer, print_json, print_rows};
 
 #[derive(Subcommand)]
 pub(crate) enum PlacementCommand {
@@ -56,17 +60,13 @@ pub(crate) async fn run(
     match command {
         PlacementCommand::Surfaces => {
             let value = client.get(&base).await?;
-            print_response(global.json, &value, |value| {
-                print_objects(
-                    value,
-                    "surfaces",
-                    &[
-                        ("SURFACE", "key"),
-                        ("DESCRIPTION", "description"),
-                        ("UPDATED", "updatedAt"),
-                    ],
-                )
-            });
+            print_answer(global.json, &value, |list: SurfaceList| {
+                print_rows(
+                    &["SURFACE", "DESCRIPTION", "UPDATED"],
+                    list.surfaces,
+                    |surface| vec![surface.key, surface.description, surface.updated_at],
+                );
+            })?;
         }
         PlacementCommand::Surface {
             key,
@@ -86,7 +86,7 @@ pub(crate) async fn run(
         }
         PlacementCommand::Show { key } => {
             let value = client.get(&format!("{base}/{}", segment(&key))).await?;
-            print_response(global.json, &value, print_surface);
+            print_answer(global.json, &value, print_surface)?;
         }
         PlacementCommand::Items { key, put } => {
             let path = format!("{base}/{}/items", segment(&key));
@@ -100,72 +100,65 @@ pub(crate) async fn run(
                 }
                 None => {
                     let value = client.get(&path).await?;
-                    print_response(global.json, &value, |value| {
-                        print_objects(
-                            value,
-                            "items",
-                            &[
-                                ("ITEM", "id"),
-                                ("STATUS", "status"),
-                                ("FEATURES", "features"),
-                            ],
-                        )
-                    });
+                    print_answer(global.json, &value, |list: ItemList| {
+                        print_rows(&["ITEM", "STATUS", "FEATURES"], list.items, |item| {
+                            vec![item.id, json_cell(&item.status), json_cell(&item.features)]
+                        });
+                    })?;
                 }
             }
         }
         PlacementCommand::Evaluate { key, exploration } => {
-            let value = offline_evaluation(client, &base, &key, &exploration).await?;
-            print_response(global.json, &value, print_evaluation);
+            let evaluation = offline_evaluation(client, &base, &key, &exploration).await?;
+            if global.json {
+                print_json(&serde_json::to_value(&evaluation)?);
+            } else {
+                print_evaluation(&evaluation);
+            }
         }
     }
     Ok(())
 }
 
-fn print_surface(surface: &Value) {
+fn print_surface(detail: SurfaceDetail) {
     println!(
         "surface: {}  {}",
-        cell(surface.get("key")),
-        cell(surface.get("description"))
+        detail.surface.key, detail.surface.description
     );
-    println!("model version: {}", cell(surface.get("modelVersion")));
-    let lift = &surface["lift"];
+    println!("model version: {}", detail.model_version);
+    let lift = &detail.lift;
     println!(
         "personalised: {} decisions, mean reward {}",
-        cell(lift["personalized"].get("decisions")),
-        cell(lift["personalized"].get("meanReward"))
+        lift.personalized.decisions,
+        json_cell(&lift.personalized.mean_reward)
     );
     println!(
         "holdout: {} decisions, mean reward {}",
-        cell(lift["holdout"].get("decisions")),
-        cell(lift["holdout"].get("meanReward"))
+        lift.holdout.decisions,
+        json_cell(&lift.holdout.mean_reward)
     );
-    match lift.get("difference").filter(|d| !d.is_null()) {
+    match &lift.difference {
         Some(difference) => println!(
             "lift: {} [{}, {}] (95%)",
-            cell(difference.get("estimate")),
-            cell(difference.get("low")),
-            cell(difference.get("high"))
+            json_cell(&difference.estimate),
+            json_cell(&difference.low),
+            json_cell(&difference.high)
         ),
         None => println!("lift: not enough holdout decisions yet"),
     }
-    let rows: Vec<Vec<String>> = elements(surface, "items")
-        .map(|item| {
-            vec![
-                cell(item.get("id")),
-                cell(item.get("impressions")),
-                cell(item.get("rewardSum")),
-                if item["underTest"] == true {
-                    "under test"
-                } else {
-                    "-"
-                }
-                .to_owned(),
-            ]
-        })
-        .collect();
     println!();
-    print_table(&["ITEM", "IMPRESSIONS", "REWARD SUM", "TESTING"], &rows);
+    print_rows(
+        &["ITEM", "IMPRESSIONS", "REWARD SUM", "TESTING"],
+        detail.items,
+        |item| {
+            vec![
+                item.id,
+                item.impressions.to_string(),
+                json_cell(&item.reward_sum),
+                if item.under_test { "under test" } else { "-" }.to_owned(),
+            ]
+        },
+    );
 }
 
 /// Draws a progress bar on stderr (only when it is a terminal).
@@ -211,13 +204,15 @@ impl Progress {
     }
 }
 
-fn logged_decision(decision: &Value) -> anyhow::Result<LoggedDecision> {
-    let context = parse_features("context", &decision["context"]).map_err(|e| anyhow!("{e}"))?;
-    let candidates = elements(decision, "candidates")
+fn logged_decision(decision: &Decision) -> anyhow::Result<LoggedDecision> {
+    let context = parse_features("context", &decision.context).map_err(|e| anyhow!("{e}"))?;
+    let candidates = decision
+        .candidates
+        .iter()
         .map(|candidate| {
             Ok(Candidate {
-                id: cell(candidate.get("id")),
-                features: parse_features("features", &candidate["features"])
+                id: candidate.id.clone(),
+                features: parse_features("features", &candidate.features)
                     .map_err(|e| anyhow!("{e}"))?,
             })
         })
@@ -225,20 +220,57 @@ fn logged_decision(decision: &Value) -> anyhow::Result<LoggedDecision> {
     Ok(LoggedDecision {
         context,
         candidates,
-        shown: decision["shown"].as_u64().unwrap_or(0) as usize,
-        probability: decision["probability"].as_f64().unwrap_or(0.0),
-        reward: decision["reward"].as_f64().unwrap_or(0.0),
+        shown: decision.shown,
+        probability: decision.probability.unwrap_or(0.0),
+        reward: decision.reward,
     })
 }
 
-fn estimate_json(estimate: &Estimate) -> Value {
-    let finite = |value: f64| value.is_finite().then_some(value);
-    json!({
-        "value": finite(estimate.value),
-        "low": finite(estimate.low),
-        "high": finite(estimate.high),
-        "samples": estimate.samples,
-    })
+/// What `placement evaluate` finds. The CLI computes it from the decision log and the
+/// saved model; the server has no such answer.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Evaluation {
+    surface: String,
+    decisions: usize,
+    /// The mean reward of the policy that made the logged decisions.
+    logged: Option<FiniteEstimate>,
+    /// Whether there was a saved model to evaluate.
+    model: bool,
+    policies: Vec<PolicyEvaluation>,
+}
+
+/// How one policy would have done, by three estimators.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PolicyEvaluation {
+    policy: String,
+    ips: FiniteEstimate,
+    snips: FiniteEstimate,
+    doubly_robust: FiniteEstimate,
+    /// Logged decisions the policy could not be evaluated on.
+    skipped: u64,
+}
+
+/// An estimate with a 95% interval; a bound that is not finite is null.
+#[derive(Serialize)]
+struct FiniteEstimate {
+    value: Option<f64>,
+    low: Option<f64>,
+    high: Option<f64>,
+    samples: u64,
+}
+
+impl From<&Estimate> for FiniteEstimate {
+    fn from(estimate: &Estimate) -> FiniteEstimate {
+        let finite = |value: f64| value.is_finite().then_some(value);
+        FiniteEstimate {
+            value: finite(estimate.value),
+            low: finite(estimate.low),
+            high: finite(estimate.high),
+            samples: estimate.samples,
+        }
+    }
 }
 
 async fn offline_evaluation(
@@ -246,7 +278,7 @@ async fn offline_evaluation(
     base: &str,
     key: &str,
     exploration: &[f64],
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<Evaluation> {
     let surface = format!("{base}/{}", segment(key));
     let mut log = Vec::new();
     let mut cursor: Option<String> = None;
@@ -256,13 +288,13 @@ async fn offline_evaluation(
             &format!("{surface}/decisions"),
             &[("limit", Some("5000")), ("after", cursor.as_deref())],
         );
-        let page = client.get(&path).await?;
-        for decision in elements(&page, "decisions") {
+        let page: DecisionPage = decode(client.get(&path).await?)?;
+        for decision in &page.decisions {
             log.push(logged_decision(decision)?);
         }
         reading.update(log.len() as u64, None);
-        match page["next"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
+        match page.next {
+            Some(next) => cursor = Some(next),
             None => break,
         }
     }
@@ -300,54 +332,48 @@ async fn offline_evaluation(
         })
         .map_err(|error| anyhow!("{name}: {error}"))?;
         progress.finish();
-        logged.get_or_insert_with(|| estimate_json(&evaluation.logged));
-        rows.push(json!({
-            "policy": name,
-            "ips": estimate_json(&evaluation.ips),
-            "snips": estimate_json(&evaluation.snips),
-            "doublyRobust": estimate_json(&evaluation.doubly_robust),
-            "skipped": evaluation.skipped,
-        }));
+        logged.get_or_insert_with(|| FiniteEstimate::from(&evaluation.logged));
+        rows.push(PolicyEvaluation {
+            policy: name,
+            ips: FiniteEstimate::from(&evaluation.ips),
+            snips: FiniteEstimate::from(&evaluation.snips),
+            doubly_robust: FiniteEstimate::from(&evaluation.doubly_robust),
+            skipped: evaluation.skipped,
+        });
     }
-    Ok(json!({
-        "surface": key,
-        "decisions": log.len(),
-        "logged": logged,
-        "model": learner.is_some(),
-        "policies": rows,
-    }))
+    Ok(Evaluation {
+        surface: key.to_owned(),
+        decisions: log.len(),
+        logged,
+        model: learner.is_some(),
+        policies: rows,
+    })
 }
 
-fn print_evaluation(value: &Value) {
-    let show = |estimate: &Value| match (
-        estimate["value"].as_f64(),
-        estimate["low"].as_f64(),
-        estimate["high"].as_f64(),
-    ) {
+fn print_evaluation(evaluation: &Evaluation) {
+    let show = |estimate: &FiniteEstimate| match (estimate.value, estimate.low, estimate.high) {
         (Some(value), Some(low), Some(high)) => format!("{value:.4} [{low:.4}, {high:.4}]"),
         (Some(value), _, _) => format!("{value:.4}"),
         _ => "-".to_owned(),
     };
     println!(
         "{} decisions; logged mean reward {}",
-        cell(value.get("decisions")),
-        show(&value["logged"])
+        evaluation.decisions,
+        evaluation.logged.as_ref().map_or("-".to_owned(), show)
     );
-    if value["model"] == false {
+    if !evaluation.model {
         println!("no saved model yet: only the model-free policies are evaluated");
     }
-    let rows: Vec<Vec<String>> = elements(value, "policies")
-        .map(|row| {
-            vec![
-                cell(row.get("policy")),
-                show(&row["ips"]),
-                show(&row["snips"]),
-                show(&row["doublyRobust"]),
-            ]
-        })
-        .collect();
-    print_table(
+    print_rows(
         &["POLICY", "IPS (95%)", "SNIPS (95%)", "DOUBLY ROBUST (95%)"],
-        &rows,
+        evaluation.policies.iter(),
+        |row| {
+            vec![
+                row.policy.clone(),
+                show(&row.ips),
+                show(&row.snips),
+                show(&row.doubly_robust),
+            ]
+        },
     );
 }

@@ -7,7 +7,7 @@ use super::Global;
 use crate::client::ApiClient;
 use capstan_server::core::wire::EnvironmentList;
 
-use crate::output::{print_answer, print_response, print_table};
+use crate::output::{print_answer, print_response, print_rows};
 
 #[derive(Subcommand)]
 pub(crate) enum EnvCommand {
@@ -32,12 +32,9 @@ pub(crate) async fn run(
         EnvCommand::List => {
             let value = client.get(&environments).await?;
             print_answer(global.json, &value, |list: EnvironmentList| {
-                let rows: Vec<Vec<String>> = list
-                    .environments
-                    .into_iter()
-                    .map(|env| vec![env.key, env.name, env.revision.to_string()])
-                    .collect();
-                print_table(&["KEY", "NAME", "REVISION"], &rows);
+                print_rows(&["KEY", "NAME", "REVISION"], list.environments, |env| {
+                    vec![env.key, env.name, env.revision.to_string()]
+                });
             })?;
         }
         EnvCommand::Create { key, name } => {

@@ -6,7 +6,9 @@ use serde_json::{Map, Value, json};
 
 use super::{Global, with_query};
 use crate::client::ApiClient;
-use crate::output::{cell, elements, print_response, print_table};
+use capstan_server::rollouts::wire::{Estimate, Rollout, RolloutDetail, RolloutList};
+
+use crate::output::{json_cell, print_answer, print_rows, text_cell};
 
 #[derive(Subcommand)]
 pub(crate) enum RolloutsCommand {
@@ -198,10 +200,14 @@ pub(crate) async fn run(
                 ],
             );
             let value = client.get(&path).await?;
-            print_response(global.json, &value, print_list);
-            return Ok(());
+            return print_answer(global.json, &value, print_list);
         }
-        RolloutsCommand::Status { id } => client.get(&format!("{base}/{id}")).await?,
+        RolloutsCommand::Status { id } => {
+            let value = client.get(&format!("{base}/{id}")).await?;
+            return print_answer(global.json, &value, |detail: RolloutDetail| {
+                print_status(&detail.rollout)
+            });
+        }
         RolloutsCommand::Pause { id, reason } => steer(client, &base, id, "pause", reason).await?,
         RolloutsCommand::Resume { id, reason } => {
             steer(client, &base, id, "resume", reason).await?
@@ -211,8 +217,9 @@ pub(crate) async fn run(
         }
         RolloutsCommand::Abort { id, reason } => steer(client, &base, id, "abort", reason).await?,
     };
-    print_response(global.json, &value, print_status);
-    Ok(())
+    print_answer(global.json, &value, |rollout: Rollout| {
+        print_status(&rollout)
+    })
 }
 
 /// Pauses, resumes, promotes or aborts a rollout, with the reason when one is given.
@@ -230,25 +237,8 @@ async fn steer(
     client.post(&format!("{base}/{id}/{action}"), &body).await
 }
 
-fn print_list(value: &Value) {
-    let rows: Vec<Vec<String>> = elements(value, "rollouts")
-        .map(|rollout| {
-            vec![
-                cell(rollout.get("id")),
-                cell(rollout.get("flag")),
-                cell(rollout.get("environment")),
-                format!(
-                    "{} → {}",
-                    cell(rollout.get("control")),
-                    cell(rollout.get("treatment"))
-                ),
-                cell(rollout.get("status")),
-                percent(rollout.get("percent")),
-                cell(rollout.get("updatedAt")),
-            ]
-        })
-        .collect();
-    print_table(
+fn print_list(list: RolloutList) {
+    print_rows(
         &[
             "ID",
             "FLAG",
@@ -258,67 +248,60 @@ fn print_list(value: &Value) {
             "SHARE",
             "UPDATED",
         ],
-        &rows,
+        list.rollouts,
+        |rollout| {
+            vec![
+                rollout.id.to_string(),
+                rollout.flag,
+                rollout.environment,
+                format!("{} → {}", rollout.control, rollout.treatment),
+                json_cell(&rollout.status),
+                percent(rollout.percent),
+                rollout.updated_at,
+            ]
+        },
     );
 }
 
 /// `5%`, `0.5%`: a share without a needless `.0`.
-fn percent(value: Option<&Value>) -> String {
-    match value.and_then(Value::as_f64) {
-        Some(share) if share.fract() == 0.0 => format!("{share:.0}%"),
-        Some(share) => format!("{share}%"),
-        None => "-".to_owned(),
+fn percent(share: f64) -> String {
+    if share.fract() == 0.0 {
+        format!("{share:.0}%")
+    } else {
+        format!("{share}%")
     }
 }
 
-fn number(value: Option<&Value>) -> String {
-    match value.and_then(Value::as_f64) {
+fn number(value: Option<f64>) -> String {
+    match value {
         Some(number) if number.abs() >= 100.0 => format!("{number:.1}"),
         Some(number) => format!("{number:.4}"),
         None => "-".to_owned(),
     }
 }
 
-fn print_status(rollout: &Value) {
+fn print_status(rollout: &Rollout) {
     println!(
         "rollout {}: {} in {}, {} → {}",
-        cell(rollout.get("id")),
-        cell(rollout.get("flag")),
-        cell(rollout.get("environment")),
-        cell(rollout.get("control")),
-        cell(rollout.get("treatment"))
+        rollout.id, rollout.flag, rollout.environment, rollout.control, rollout.treatment
     );
     println!(
         "status: {} at {}",
-        cell(rollout.get("status")),
-        percent(rollout.get("percent"))
+        json_cell(&rollout.status),
+        percent(rollout.percent)
     );
-    println!("why: {}", cell(rollout.get("reason")));
-    if let Some(units) = rollout.get("units").filter(|units| !units.is_null()) {
+    println!("why: {}", rollout.reason);
+    if let Some(units) = &rollout.units {
         println!(
             "units: {} control, {} treatment",
-            cell(units.get("control")),
-            cell(units.get("treatment"))
+            units.control, units.treatment
         );
     }
-    let guardrails: Vec<Vec<String>> = elements(rollout, "guardrails")
-        .map(|reading| {
-            let estimate = reading.get("estimate").filter(|e| !e.is_null());
-            let field = |name: &str| number(estimate.and_then(|e| e.get(name)));
-            vec![
-                cell(reading.get("guardrail")),
-                cell(reading.get("verdict")),
-                field("control"),
-                field("treatment"),
-                field("difference"),
-                format!("[{}, {}]", field("low"), field("high")),
-                field("margin"),
-            ]
-        })
-        .collect();
+    // No guardrail table before the judge's first reading.
+    let guardrails = rollout.guardrails.as_deref().unwrap_or_default();
     if !guardrails.is_empty() {
         println!();
-        print_table(
+        print_rows(
             &[
                 "GUARDRAIL",
                 "VERDICT",
@@ -328,32 +311,47 @@ fn print_status(rollout: &Value) {
                 "INTERVAL",
                 "TOLERANCE",
             ],
-            &guardrails,
+            guardrails,
+            |reading| {
+                // A reading with too little data has no estimate: its numbers show as "-".
+                let field = |pick: fn(&Estimate) -> Option<f64>| {
+                    number(reading.estimate.as_ref().and_then(pick))
+                };
+                vec![
+                    reading.guardrail.clone(),
+                    json_cell(&reading.verdict),
+                    field(|estimate| Some(estimate.control)),
+                    field(|estimate| Some(estimate.treatment)),
+                    field(|estimate| Some(estimate.difference)),
+                    format!(
+                        "[{}, {}]",
+                        field(|estimate| estimate.low),
+                        field(|estimate| estimate.high)
+                    ),
+                    field(|estimate| Some(estimate.margin)),
+                ]
+            },
         );
     }
-    let timeline: Vec<Vec<String>> = elements(rollout, "timeline")
-        .map(|step| {
-            let units = step
-                .get("unitsAtEnd")
-                .filter(|units| !units.is_null())
-                .or_else(|| rollout.get("units"));
+    println!();
+    print_rows(
+        &["STEP", "STARTED", "ENDED", "UNITS C/T", "OUTCOME"],
+        &rollout.timeline,
+        |step| {
+            // A step that has not ended shows the units of the latest reading.
+            let units = step.units_at_end.or(rollout.units);
             vec![
-                percent(step.get("percent")),
-                cell(step.get("startedAt")),
-                cell(step.get("endedAt")),
+                percent(step.percent),
+                step.started_at.clone(),
+                text_cell(step.ended_at.as_deref()),
                 format!(
                     "{}/{}",
-                    cell(units.and_then(|u| u.get("control"))),
-                    cell(units.and_then(|u| u.get("treatment")))
+                    json_cell(&units.map(|units| units.control)),
+                    json_cell(&units.map(|units| units.treatment))
                 ),
-                cell(step.get("outcome")),
+                text_cell(step.outcome.as_deref()),
             ]
-        })
-        .collect();
-    println!();
-    print_table(
-        &["STEP", "STARTED", "ENDED", "UNITS C/T", "OUTCOME"],
-        &timeline,
+        },
     );
 }
 

@@ -7,7 +7,7 @@ use super::{Global, segment};
 use crate::client::ApiClient;
 use capstan_server::core::wire::{CreatedToken, RotatedToken, TokenList};
 
-use crate::output::{print_answer, print_response, print_table, text_cell};
+use crate::output::{print_answer, print_response, print_rows, text_cell};
 
 #[derive(Subcommand)]
 pub(crate) enum TokensCommand {
@@ -66,22 +66,7 @@ pub(crate) async fn run(
         TokensCommand::List => {
             let value = client.get("/api/v1/tokens").await?;
             print_answer(global.json, &value, |list: TokenList| {
-                let rows: Vec<Vec<String>> = list
-                    .tokens
-                    .into_iter()
-                    .map(|token| {
-                        vec![
-                            token.id,
-                            token.name,
-                            token.role,
-                            text_cell(token.environment.as_deref()),
-                            token.hint,
-                            token.status.as_str().to_owned(),
-                            text_cell(token.expires_at.as_deref()),
-                        ]
-                    })
-                    .collect();
-                print_table(
+                print_rows(
                     &[
                         "ID",
                         "NAME",
@@ -91,7 +76,18 @@ pub(crate) async fn run(
                         "STATUS",
                         "EXPIRES",
                     ],
-                    &rows,
+                    list.tokens,
+                    |token| {
+                        vec![
+                            token.id,
+                            token.name,
+                            token.role,
+                            text_cell(token.environment.as_deref()),
+                            token.hint,
+                            token.status.as_str().to_owned(),
+                            text_cell(token.expires_at.as_deref()),
+                        ]
+                    },
                 );
             })?;
         }

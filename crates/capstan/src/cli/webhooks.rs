@@ -5,7 +5,9 @@ use serde_json::json;
 
 use super::{Global, segment};
 use crate::client::ApiClient;
-use crate::output::{cell, print_objects, print_response};
+use capstan_server::webhooks::wire::{CreatedWebhook, DeliveryList, WebhookList};
+
+use crate::output::{json_cell, print_answer, print_response, print_rows, text_cell};
 
 #[derive(Subcommand)]
 pub(crate) enum WebhooksCommand {
@@ -49,25 +51,27 @@ pub(crate) async fn run(
                 body["secret"] = json!(secret);
             }
             let value = client.post(&base, &body).await?;
-            print_response(global.json, &value, |value| {
-                println!("{}", cell(value.get("id")));
-                println!("signing secret (shown once): {}", cell(value.get("secret")));
-            });
+            print_answer(global.json, &value, |created: CreatedWebhook| {
+                println!("{}", created.webhook.id);
+                println!("signing secret (shown once): {}", created.secret);
+            })?;
         }
         WebhooksCommand::List => {
             let value = client.get(&base).await?;
-            print_response(global.json, &value, |value| {
-                print_objects(
-                    value,
-                    "webhooks",
-                    &[
-                        ("ID", "id"),
-                        ("URL", "url"),
-                        ("EVENTS", "events"),
-                        ("CREATED", "createdAt"),
-                    ],
-                )
-            });
+            print_answer(global.json, &value, |list: WebhookList| {
+                print_rows(
+                    &["ID", "URL", "EVENTS", "CREATED"],
+                    list.webhooks,
+                    |webhook| {
+                        vec![
+                            webhook.id,
+                            webhook.url,
+                            json_cell(&webhook.events),
+                            webhook.created_at,
+                        ]
+                    },
+                );
+            })?;
         }
         WebhooksCommand::Delete { id } => {
             client.delete(&format!("{base}/{}", segment(&id))).await?;
@@ -79,19 +83,21 @@ pub(crate) async fn run(
             let value = client
                 .get(&format!("{base}/{}/deliveries", segment(&id)))
                 .await?;
-            print_response(global.json, &value, |value| {
-                print_objects(
-                    value,
-                    "deliveries",
-                    &[
-                        ("ID", "id"),
-                        ("EVENT", "event"),
-                        ("STATUS", "status"),
-                        ("ATTEMPTS", "attempts"),
-                        ("LAST ERROR", "lastError"),
-                    ],
-                )
-            });
+            print_answer(global.json, &value, |list: DeliveryList| {
+                print_rows(
+                    &["ID", "EVENT", "STATUS", "ATTEMPTS", "LAST ERROR"],
+                    list.deliveries,
+                    |delivery| {
+                        vec![
+                            delivery.id.to_string(),
+                            delivery.event,
+                            json_cell(&delivery.status),
+                            delivery.attempts.to_string(),
+                            text_cell(delivery.last_error.as_deref()),
+                        ]
+                    },
+                );
+            })?;
         }
     }
     Ok(())
