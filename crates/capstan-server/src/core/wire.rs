@@ -195,3 +195,30 @@ impl From<&AuditRecord> for AuditEntry {
 pub struct AuditLog {
     pub entries: Vec<AuditEntry>,
 }
+
+/// Reads a number written as `null` when it was not finite (serde_json writes NaN and the
+/// infinities as `null`), so an answer that carried one still decodes, as NaN.
+pub fn number_or_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize, Serialize)]
+    struct Reading {
+        #[serde(deserialize_with = "number_or_null")]
+        mean: f64,
+    }
+
+    #[test]
+    fn a_number_written_as_null_reads_back_as_nan() {
+        let written = serde_json::to_value(Reading { mean: f64::NAN }).unwrap();
+        assert_eq!(written, serde_json::json!({ "mean": null }));
+        let read: Reading = serde_json::from_value(written).unwrap();
+        assert!(read.mean.is_nan());
+        let read: Reading = serde_json::from_value(serde_json::json!({ "mean": 0.25 })).unwrap();
+        assert_eq!(read.mean, 0.25);
+    }
+}

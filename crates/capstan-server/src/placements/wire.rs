@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::{Combine, RankOutput};
 use crate::core::clock::rfc3339;
 use crate::core::error::ApiError;
+use crate::core::wire::number_or_null;
 
 /// How a surface's learner learns, explores, tests new content and holds out traffic.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -136,6 +137,7 @@ pub struct SurfaceList {
 pub struct ArmRewards {
     pub decisions: u64,
     /// 0 without decisions.
+    #[serde(deserialize_with = "number_or_null")]
     pub mean_reward: f64,
 }
 
@@ -151,8 +153,11 @@ impl From<&capstan_bandit::ArmSummary> for ArmRewards {
 /// Personalised minus holdout mean reward, with a 95% interval (Welch).
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LiftDifference {
+    #[serde(deserialize_with = "number_or_null")]
     pub estimate: f64,
+    #[serde(deserialize_with = "number_or_null")]
     pub low: f64,
+    #[serde(deserialize_with = "number_or_null")]
     pub high: f64,
 }
 

@@ -10,6 +10,7 @@ use utoipa::openapi::{RefOr, Schema};
 
 use crate::core::clock::rfc3339;
 use crate::core::error::ApiError;
+use crate::core::wire::number_or_null;
 
 /// Where a rollout is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -78,14 +79,18 @@ impl From<capstan_judge::Verdict> for Verdict {
 /// Treatment minus control, with a confidence interval valid at every look.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Estimate {
+    #[serde(deserialize_with = "number_or_null")]
     pub control: f64,
+    #[serde(deserialize_with = "number_or_null")]
     pub treatment: f64,
+    #[serde(deserialize_with = "number_or_null")]
     pub difference: f64,
     /// Null when the interval is unbounded below (a quantile with too few values).
     pub low: Option<f64>,
     /// Null when the interval is unbounded above.
     pub high: Option<f64>,
     /// How much worse treatment may be and still count as not worse.
+    #[serde(deserialize_with = "number_or_null")]
     pub margin: f64,
 }
 
