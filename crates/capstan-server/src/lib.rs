@@ -104,10 +104,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::NotFound {
-        kind: "route",
-        key: "this path".to_owned(),
-    }
+    ApiError::not_found("route", "this path")
 }
 
 async fn record_request(State(state): State<AppState>, request: Request, next: Next) -> Response {

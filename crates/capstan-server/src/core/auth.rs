@@ -76,10 +76,7 @@ impl Principal {
     /// project did not exist for them.
     pub fn require_project(&self, project: &ProjectKey) -> Result<(), ApiError> {
         match &self.project {
-            Some(own) if own != project => Err(ApiError::NotFound {
-                kind: "project",
-                key: project.to_string(),
-            }),
+            Some(own) if own != project => Err(ApiError::not_found("project", project)),
             _ => Ok(()),
         }
     }

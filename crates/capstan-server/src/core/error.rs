@@ -11,9 +11,10 @@ use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// A field of the request is missing or wrong; `field` names it.
-    #[error("{field}: {message}")]
-    InvalidField { field: String, message: String },
+    /// What any operation can fail with: a bad field, not found, already exists, a
+    /// version conflict, the store unavailable, an internal error.
+    #[error(transparent)]
+    Failure(#[from] Failure),
 
     /// The body is not JSON, or not the JSON shape the route takes.
     #[error("{0}")]
@@ -32,31 +33,12 @@ pub enum ApiError {
         action: &'static str,
     },
 
-    #[error("{kind} {key:?} not found")]
-    NotFound { kind: &'static str, key: String },
-
-    #[error("{kind} {key:?} already exists")]
-    AlreadyExists { kind: &'static str, key: String },
-
-    #[error("{kind} {key:?} was changed by someone else; its current version is {current_version}")]
-    VersionConflict {
-        kind: &'static str,
-        key: String,
-        current_version: i64,
-    },
-
     /// The request conflicts with the resource's state; `code` says how.
     #[error("{message}")]
     Conflict { code: ErrorCode, message: String },
 
     #[error("too many requests; retry after {retry_after_seconds} s")]
     RateLimited { retry_after_seconds: u64 },
-
-    #[error("the store is unavailable")]
-    Unavailable,
-
-    #[error("something went wrong")]
-    Internal(#[source] anyhow::Error),
 }
 
 /// Declares the table of error codes: each with its HTTP status and error type.
@@ -140,27 +122,27 @@ impl ErrorKind {
 
 impl ApiError {
     pub fn field(field: impl Into<String>, message: impl std::fmt::Display) -> ApiError {
-        ApiError::InvalidField {
-            field: field.into(),
-            message: message.to_string(),
-        }
+        Failure::field(field, message).into()
+    }
+
+    pub fn not_found(kind: &'static str, key: impl ToString) -> ApiError {
+        Failure::not_found(kind, key).into()
+    }
+
+    pub fn internal(error: impl Into<anyhow::Error>) -> ApiError {
+        Failure::internal(error).into()
     }
 
     /// The stable code of the answer.
     pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::InvalidField { .. } => ErrorCode::InvalidField,
+            ApiError::Failure(failure) => failure.code(),
             ApiError::MalformedBody(_) => ErrorCode::MalformedBody,
             ApiError::InvalidDefinition(_) => ErrorCode::InvalidFlagDefinition,
             ApiError::Unauthenticated => ErrorCode::MissingOrInvalidToken,
             ApiError::Forbidden { .. } => ErrorCode::Forbidden,
-            ApiError::NotFound { .. } => ErrorCode::NotFound,
-            ApiError::AlreadyExists { .. } => ErrorCode::AlreadyExists,
             ApiError::Conflict { code, .. } => *code,
-            ApiError::VersionConflict { .. } => ErrorCode::VersionConflict,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
-            ApiError::Unavailable => ErrorCode::StoreUnavailable,
-            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 }
@@ -212,6 +194,17 @@ impl Failure {
     pub fn internal(error: impl Into<anyhow::Error>) -> Failure {
         Failure::Internal(error.into())
     }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Failure::InvalidField { .. } => ErrorCode::InvalidField,
+            Failure::NotFound { .. } => ErrorCode::NotFound,
+            Failure::AlreadyExists { .. } => ErrorCode::AlreadyExists,
+            Failure::VersionConflict { .. } => ErrorCode::VersionConflict,
+            Failure::Unavailable => ErrorCode::StoreUnavailable,
+            Failure::Internal(_) => ErrorCode::Internal,
+        }
+    }
 }
 
 impl From<StoreError> for Failure {
@@ -230,27 +223,6 @@ impl From<StoreError> for Failure {
             },
             error if error.is_unavailable() => Failure::Unavailable,
             other => Failure::Internal(other.into()),
-        }
-    }
-}
-
-impl From<Failure> for ApiError {
-    fn from(failure: Failure) -> ApiError {
-        match failure {
-            Failure::InvalidField { field, message } => ApiError::InvalidField { field, message },
-            Failure::NotFound { kind, key } => ApiError::NotFound { kind, key },
-            Failure::AlreadyExists { kind, key } => ApiError::AlreadyExists { kind, key },
-            Failure::VersionConflict {
-                kind,
-                key,
-                current_version,
-            } => ApiError::VersionConflict {
-                kind,
-                key,
-                current_version,
-            },
-            Failure::Unavailable => ApiError::Unavailable,
-            Failure::Internal(error) => ApiError::Internal(error),
         }
     }
 }
@@ -320,7 +292,7 @@ impl ApiError {
     /// Personalizer's own error object to it.
     pub(crate) fn answer(&self) -> (StatusCode, ErrorBody) {
         let code = self.code();
-        if let ApiError::Internal(error) = self {
+        if let ApiError::Failure(Failure::Internal(error)) = self {
             tracing::error!(error = format!("{error:#}"), "request failed");
         }
         let body = ErrorBody {
@@ -329,13 +301,13 @@ impl ApiError {
             kind: code.kind().as_str(),
             link: format!("docs/api.md#{}", code.as_str().replace('_', "-")),
             field: match self {
-                ApiError::InvalidField { field, .. } => Some(field.clone()),
+                ApiError::Failure(Failure::InvalidField { field, .. }) => Some(field.clone()),
                 _ => None,
             },
             current_version: match self {
-                ApiError::VersionConflict {
+                ApiError::Failure(Failure::VersionConflict {
                     current_version, ..
-                } => Some(*current_version),
+                }) => Some(*current_version),
                 _ => None,
             },
         };

@@ -118,7 +118,7 @@ pub async fn path<T: DeserializeOwned + Send, S: Send + Sync>(
         .map_err(|rejection| {
             // Every parameter is text, so only a route declared without the parameter
             // its extractor reads gets here: a bug, not a bad request.
-            ApiError::Internal(anyhow::anyhow!(
+            ApiError::internal(anyhow::anyhow!(
                 "failed to read path: {}",
                 rejection.body_text()
             ))

@@ -95,9 +95,7 @@ async fn create_token(
     let role = Role::parse(&body.role).map_err(|error| ApiError::field("role", error))?;
     let project = match (&body.project, role.is_project_scoped()) {
         (Some(text), _) => Some(key("project", text, ProjectKey::parse)?),
-        (None, true) => {
-            Some(ProjectKey::parse("default").map_err(|e| ApiError::Internal(e.into()))?)
-        }
+        (None, true) => Some(ProjectKey::parse("default").map_err(|e| ApiError::internal(e))?),
         (None, false) => principal.project.clone(),
     };
     let environment = match (&body.environment, role.is_environment_scoped()) {
@@ -206,10 +204,7 @@ async fn find_token(
 ) -> Result<TokenRecord, ApiError> {
     let token = state.store.token_by_id(id).await?;
     if principal.project.is_some() && token.project != principal.project {
-        return Err(ApiError::NotFound {
-            kind: "token",
-            key: id.to_owned(),
-        });
+        return Err(ApiError::not_found("token", id));
     }
     Ok(token)
 }

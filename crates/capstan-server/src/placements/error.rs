@@ -37,7 +37,7 @@ impl From<PlacementError> for ApiError {
                 code,
                 message: error.to_string(),
             },
-            (error, None) => ApiError::Internal(anyhow::anyhow!("{error}")),
+            (error, None) => ApiError::internal(anyhow::anyhow!("{error}")),
         }
     }
 }

@@ -21,7 +21,7 @@ use super::wire::{
 use super::{RankInput, SurfaceSettings, new_event_id};
 use crate::core::auth::Principal;
 use crate::core::body::{JsonBody, key};
-use crate::core::error::{ApiError, ErrorCode};
+use crate::core::error::{ApiError, ErrorCode, Failure};
 use crate::core::paths;
 use crate::core::scope::{InProject, permissions};
 use crate::core::state::Core;
@@ -176,10 +176,9 @@ async fn put_surface(
     }
     let parsed: SurfaceSettings = crate::core::body::parse_json(settings.to_string().as_bytes())
         .map_err(|error| match error {
-            ApiError::InvalidField { field, message } => ApiError::InvalidField {
-                field: format!("settings.{field}"),
-                message,
-            },
+            ApiError::Failure(Failure::InvalidField { field, message }) => {
+                ApiError::field(format!("settings.{field}"), message)
+            }
             other => other,
         })?;
     parsed.validate()?;
@@ -736,10 +735,7 @@ async fn model(
         .store
         .load_model(&project, &surface)
         .await?
-        .ok_or_else(|| ApiError::NotFound {
-            kind: "model of surface",
-            key: surface.to_string(),
-        })?;
+        .ok_or_else(|| ApiError::not_found("model of surface", &surface))?;
     Ok((
         [
             (

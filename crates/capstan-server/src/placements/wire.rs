@@ -374,7 +374,7 @@ impl Decision {
     /// The decision of `record`, whose surface counts `default_reward` for no reward.
     pub fn new(record: &DecisionRecord, default_reward: f64) -> Result<Decision, ApiError> {
         let candidates = serde_json::from_value(record.candidates.clone()).map_err(|error| {
-            ApiError::Internal(anyhow::anyhow!(
+            ApiError::internal(anyhow::anyhow!(
                 "decision {} has candidates that are not valid: {error}",
                 record.event_id
             ))

@@ -216,10 +216,9 @@ async fn start(
         std::slice::from_ref(&environment),
         |snapshots, now| {
             let snapshot = &snapshots[0];
-            let config = snapshot.config(&flag).ok_or_else(|| ApiError::NotFound {
-                kind: "flag",
-                key: flag.to_string(),
-            })?;
+            let config = snapshot
+                .config(&flag)
+                .ok_or_else(|| ApiError::not_found("flag", &flag))?;
             let current = config.config.as_object().cloned().unwrap_or_default();
             let control = check_startable(&current, &flag)?;
             let variants = current.get("variants").and_then(Value::as_object);

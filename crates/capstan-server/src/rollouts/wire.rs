@@ -390,7 +390,7 @@ impl RolloutBucket {
         plan: &capstan_judge::RolloutPlan,
     ) -> Result<RolloutBucket, ApiError> {
         let metrics = serde_json::from_value(record.metrics.clone()).map_err(|error| {
-            ApiError::Internal(anyhow::anyhow!(
+            ApiError::internal(anyhow::anyhow!(
                 "rollout {} has a bucket whose metrics are not valid: {error}",
                 record.rollout_id
             ))

@@ -208,10 +208,7 @@ async fn deliveries(
         .iter()
         .any(|webhook| webhook.id == id)
     {
-        return Err(ApiError::NotFound {
-            kind: "webhook",
-            key: id,
-        });
+        return Err(ApiError::not_found("webhook", id));
     }
     let deliveries = state
         .store

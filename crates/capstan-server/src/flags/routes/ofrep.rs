@@ -139,7 +139,7 @@ fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
             bytes,
         )
             .into_response(),
-        Err(error) => ApiError::Internal(error.into()).into_response(),
+        Err(error) => ApiError::internal(error).into_response(),
     }
 }
 
@@ -443,7 +443,7 @@ async fn evaluate_all(
     };
     let bytes = match serde_json::to_vec(&answer) {
         Ok(bytes) => bytes,
-        Err(error) => return ApiError::Internal(error.into()).into_response(),
+        Err(error) => return ApiError::internal(error).into_response(),
     };
     // The ETag names the response itself: the same flags and context give the same tag.
     let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&bytes))[..32]);
