@@ -95,7 +95,7 @@ async fn create_token(
     let role = Role::parse(&body.role).map_err(|error| ApiError::field("role", error))?;
     let project = match (&body.project, role.is_project_scoped()) {
         (Some(text), _) => Some(key("project", text, ProjectKey::parse)?),
-        (None, true) => Some(ProjectKey::parse("default").map_err(|e| ApiError::internal(e))?),
+        (None, true) => Some(ProjectKey::parse("default").map_err(ApiError::internal)?),
         (None, false) => principal.project.clone(),
     };
     let environment = match (&body.environment, role.is_environment_scoped()) {

@@ -72,7 +72,7 @@ async fn config(
     let (project, environment) = sdk_scope(&principal)?;
     let snapshot = state.environments.get(&project, &environment).await?;
     let etag = etag(&snapshot);
-    let etag_value = HeaderValue::from_str(&etag).map_err(|error| ApiError::internal(error))?;
+    let etag_value = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|value| value.to_str().ok())
