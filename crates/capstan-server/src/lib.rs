@@ -48,7 +48,11 @@ use crate::flags::{changes, scheduler};
         (name = "tokens", description = "API tokens"),
         (name = "audit", description = "The audit trail"),
         (name = "ofrep", description = "OpenFeature Remote Evaluation Protocol"),
-        (name = "sdk", description = "Configuration and live updates for SDKs that evaluate locally")
+        (name = "sdk", description = "Configuration and live updates for SDKs that evaluate locally"),
+        (name = "rollouts", description = "Guarded rollouts: a flag change stepped out and judged against its control"),
+        (name = "placements", description = "Personalised placement: surfaces, items, ranking, rewards and the decision log"),
+        (name = "personalizer", description = "Azure Personalizer's Rank and Reward API, for Personalizer's clients"),
+        (name = "webhooks", description = "Signed messages about rollouts, and their deliveries")
     )
 )]
 struct ApiDoc;

@@ -72,3 +72,34 @@ fn every_success_answer_has_a_described_shape_except_those_still_listed() {
         "operations with an untyped answer differ from STILL_FREE_FORM"
     );
 }
+
+#[test]
+fn every_operation_is_under_a_described_tag() {
+    let document = document();
+    let described: BTreeSet<&str> = document["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|tag| {
+            tag["description"]
+                .as_str()
+                .is_some_and(|text| !text.is_empty())
+        })
+        .filter_map(|tag| tag["name"].as_str())
+        .collect();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let tags: Vec<&str> = operation["tags"]
+                .as_array()
+                .map(|tags| tags.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            assert!(!tags.is_empty(), "{method} {path} has no tag");
+            for tag in tags {
+                assert!(
+                    described.contains(tag),
+                    "{method} {path}: tag {tag:?} is not described"
+                );
+            }
+        }
+    }
+}
