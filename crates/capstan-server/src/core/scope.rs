@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequestParts, Path};
 use axum::http::request::Parts;
-use capstan_model::{EnvironmentKey, FlagKey, ProjectKey, Role};
+use capstan_model::{EnvironmentKey, FlagKey, ProjectKey, Role, SurfaceKey};
 use serde::de::DeserializeOwned;
 
 use crate::core::auth::Principal;
@@ -85,6 +85,14 @@ pub struct OnFlag<P> {
     pub principal: Principal,
     pub project: ProjectKey,
     pub flag: FlagKey,
+    permission: PhantomData<P>,
+}
+
+/// A placement surface of a project (`{project}/surfaces/{surface}`).
+pub struct OnSurface<P> {
+    pub principal: Principal,
+    pub project: ProjectKey,
+    pub surface: SurfaceKey,
     permission: PhantomData<P>,
 }
 
@@ -211,6 +219,25 @@ where
             project: project_key(&principal, &params.project)?,
             environment: environment_key(&params.environment)?,
             flag: flag_key(&params.flag)?,
+            principal,
+            permission: PhantomData,
+        })
+    }
+}
+
+impl<P: Permission, S> FromRequestParts<S> for OnSurface<P>
+where
+    S: Send + Sync,
+    Arc<Core>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let principal = allowed::<P, S>(parts, state).await?;
+        let params: paths::Surface = path(parts, state).await?;
+        Ok(OnSurface {
+            project: project_key(&principal, &params.project)?,
+            surface: key("surface", &params.surface, SurfaceKey::parse)?,
             principal,
             permission: PhantomData,
         })

@@ -23,7 +23,7 @@ use crate::core::auth::Principal;
 use crate::core::body::{JsonBody, key};
 use crate::core::error::{ApiError, ErrorCode, Failure};
 use crate::core::paths;
-use crate::core::scope::{InProject, permissions};
+use crate::core::scope::{InProject, OnSurface, permissions};
 use crate::core::state::Core;
 use crate::placements::PlacementsState;
 
@@ -151,13 +151,14 @@ fn merge(base: &mut Value, overlay: &Value) {
 )]
 async fn put_surface(
     State(state): State<PlacementsState>,
-    InProject {
-        principal, project, ..
-    }: InProject<ManageSurfaces>,
-    Path(paths::Surface { surface, .. }): Path<paths::Surface>,
+    OnSurface {
+        principal,
+        project,
+        surface,
+        ..
+    }: OnSurface<ManageSurfaces>,
     JsonBody(body): JsonBody<PutSurface>,
 ) -> Result<Json<Surface>, ApiError> {
-    let surface = surface_key(&surface)?;
     let now = state.core.clock.now_ms();
     let current = match state.core.store.surface(&project, &surface).await {
         Ok(current) => Some(current),
@@ -242,10 +243,10 @@ async fn put_surface(
 )]
 async fn get_surface(
     State(state): State<PlacementsState>,
-    InProject { project, .. }: InProject<ReadSurfaces>,
-    Path(paths::Surface { surface, .. }): Path<paths::Surface>,
+    OnSurface {
+        project, surface, ..
+    }: OnSurface<ReadSurfaces>,
 ) -> Result<Json<SurfaceDetail>, ApiError> {
-    let surface = surface_key(&surface)?;
     let record = state.core.store.surface(&project, &surface).await?;
     let learner = state.learners.get(&state, &project, &surface).await?;
     let (lift, items) = {
@@ -330,13 +331,15 @@ fn item_record(
 )]
 async fn put_item(
     State(state): State<PlacementsState>,
-    InProject {
-        principal, project, ..
-    }: InProject<ManageItems>,
-    Path(paths::SurfaceItem { surface, id, .. }): Path<paths::SurfaceItem>,
+    OnSurface {
+        principal,
+        project,
+        surface,
+        ..
+    }: OnSurface<ManageItems>,
+    Path(paths::SurfaceItem { id, .. }): Path<paths::SurfaceItem>,
     JsonBody(body): JsonBody<PutItem>,
 ) -> Result<Json<Item>, ApiError> {
-    let surface = surface_key(&surface)?;
     let now = state.core.clock.now_ms();
     let item = item_record("", id, body.features, body.status, now)?;
     let answer = Item::from(&item);
@@ -372,13 +375,14 @@ async fn put_item(
 )]
 async fn put_items(
     State(state): State<PlacementsState>,
-    InProject {
-        principal, project, ..
-    }: InProject<ManageItems>,
-    Path(paths::Surface { surface, .. }): Path<paths::Surface>,
+    OnSurface {
+        principal,
+        project,
+        surface,
+        ..
+    }: OnSurface<ManageItems>,
     JsonBody(body): JsonBody<PutItems>,
 ) -> Result<Json<StoredItems>, ApiError> {
-    let surface = surface_key(&surface)?;
     if body.items.len() > MAX_ITEMS_PER_REQUEST {
         return Err(ApiError::field(
             "items",
@@ -434,10 +438,10 @@ async fn put_items(
 )]
 async fn list_items(
     State(state): State<PlacementsState>,
-    InProject { project, .. }: InProject<ReadItems>,
-    Path(paths::Surface { surface, .. }): Path<paths::Surface>,
+    OnSurface {
+        project, surface, ..
+    }: OnSurface<ReadItems>,
 ) -> Result<Json<ItemList>, ApiError> {
-    let surface = surface_key(&surface)?;
     state.core.store.surface(&project, &surface).await?;
     let items = state
         .core
@@ -671,11 +675,11 @@ struct DecisionsQuery {
 )]
 async fn decisions(
     State(state): State<PlacementsState>,
-    InProject { project, .. }: InProject<ReadDecisions>,
-    Path(paths::Surface { surface, .. }): Path<paths::Surface>,
+    OnSurface {
+        project, surface, ..
+    }: OnSurface<ReadDecisions>,
     axum::extract::Query(query): axum::extract::Query<DecisionsQuery>,
 ) -> Result<Json<DecisionPage>, ApiError> {
-    let surface = surface_key(&surface)?;
     let record = state.core.store.surface(&project, &surface).await?;
     let settings = SurfaceSettings::parse(&record.settings)?;
     let limit = query.limit.unwrap_or(1_000);
@@ -724,11 +728,11 @@ async fn decisions(
 )]
 async fn model(
     State(state): State<PlacementsState>,
-    InProject { project, .. }: InProject<ReadModels>,
-    Path(paths::Surface { surface, .. }): Path<paths::Surface>,
+    OnSurface {
+        project, surface, ..
+    }: OnSurface<ReadModels>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let surface = surface_key(&surface)?;
     state.core.store.surface(&project, &surface).await?;
     let (bytes, version) = state
         .core
