@@ -9,6 +9,12 @@ pub enum PlacementError {
     #[error(transparent)]
     Failure(#[from] Failure),
 
+    /// A surface's `hashBits` cannot change once it has a trained model.
+    #[error(
+        "surface {surface} has a trained model, whose weights are addressed by hashBits; it cannot change"
+    )]
+    ModelExists { surface: String },
+
     /// A second reward for a decision whose first reward is the one that counts.
     #[error("event {event_id:?} already has its reward (rewards combine as first)")]
     DuplicateReward { event_id: String },
@@ -28,6 +34,7 @@ impl From<PlacementError> for ApiError {
     fn from(error: PlacementError) -> ApiError {
         let code = match &error {
             PlacementError::Failure(_) => None,
+            PlacementError::ModelExists { .. } => Some(ErrorCode::ModelExists),
             PlacementError::DuplicateReward { .. } => Some(ErrorCode::DuplicateReward),
             PlacementError::RewardTooLate { .. } => Some(ErrorCode::RewardTooLate),
         };

@@ -25,7 +25,7 @@ use std::sync::{Arc, RwLock};
 
 use capstan_bandit::{Candidate, Learner, LearnerSettings, Policy};
 use capstan_model::{ProjectKey, SurfaceKey};
-use capstan_store::{DecisionRecord, RewardCombine, RewardOutcome, SurfaceRecord};
+use capstan_store::{AuditEntry, DecisionRecord, RewardCombine, RewardOutcome, SurfaceRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -200,6 +200,102 @@ impl Placements {
             .iter()
             .map(|(key, learner)| (key.clone(), learner.clone()))
             .collect()
+    }
+}
+
+/// Creates a surface, or changes its description and settings: the settings given are
+/// merged into the current ones (or the defaults) and checked; `hashBits` cannot change
+/// once the surface has a model. The surface's learner is reloaded with the new settings.
+pub async fn put_surface(
+    state: &PlacementsState,
+    actor: &str,
+    (project, surface): (&ProjectKey, &SurfaceKey),
+    description: Option<String>,
+    overlay: Option<Value>,
+) -> Result<(SurfaceRecord, SurfaceSettings), PlacementError> {
+    let now = state.core.clock.now_ms();
+    let current = match state.core.store.surface(project, surface).await {
+        Ok(current) => Some(current),
+        Err(capstan_store::StoreError::NotFound { .. }) => None,
+        Err(error) => return Err(error.into()),
+    };
+    let mut settings = match &current {
+        Some(current) => current.settings.clone(),
+        None => serde_json::to_value(SurfaceSettings::default()).map_err(Failure::internal)?,
+    };
+    if let Some(overlay) = &overlay {
+        if !overlay.is_object() {
+            return Err(Failure::field("settings", "expected an object").into());
+        }
+        merge(&mut settings, overlay);
+    }
+    let parsed: SurfaceSettings = serde_path_to_error::deserialize(settings).map_err(|error| {
+        let path = error.path().to_string();
+        let field = if path == "." {
+            "settings".to_owned()
+        } else {
+            format!("settings.{path}")
+        };
+        Failure::field(field, error.into_inner())
+    })?;
+    parsed.validate()?;
+    if let Some(current) = &current {
+        let before = SurfaceSettings::parse(&current.settings)?;
+        if before.learner.hash_bits != parsed.learner.hash_bits
+            && state
+                .core
+                .store
+                .model_version(project, surface)
+                .await?
+                .is_some()
+        {
+            return Err(PlacementError::ModelExists {
+                surface: surface.to_string(),
+            });
+        }
+    }
+    let record = SurfaceRecord {
+        project: project.clone(),
+        key: surface.clone(),
+        description: description
+            .or_else(|| current.as_ref().map(|c| c.description.clone()))
+            .unwrap_or_default(),
+        settings: serde_json::to_value(&parsed).map_err(Failure::internal)?,
+        created_at: current.as_ref().map_or(now, |c| c.created_at),
+        updated_at: now,
+    };
+    let audit = AuditEntry {
+        at: now,
+        actor: actor.to_owned(),
+        action: "surface.put".to_owned(),
+        project: Some(project.clone()),
+        environment: None,
+        resource_kind: "surface".to_owned(),
+        resource_key: surface.to_string(),
+        before: None,
+        after: Some(
+            serde_json::to_value(wire::Surface::new(&record, &parsed))
+                .map_err(Failure::internal)?,
+        ),
+    };
+    state
+        .core
+        .store
+        .upsert_surface(record.clone(), audit)
+        .await?;
+    state.learners.forget(project, surface);
+    Ok((record, parsed))
+}
+
+/// Merges a JSON overlay into a base: objects key by key, anything else replaced.
+fn merge(base: &mut Value, overlay: &Value) {
+    match (base, overlay) {
+        (Value::Object(base), Value::Object(overlay)) => {
+            for (key, value) in overlay {
+                merge(base.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+        (base, overlay) => *base = overlay.clone(),
     }
 }
 

@@ -8,7 +8,7 @@ use axum::extract::FromRef;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use capstan_model::{ProjectKey, Role, SurfaceKey};
-use capstan_store::{AuditEntry, ItemRecord, ItemStatus, SurfaceRecord};
+use capstan_store::{AuditEntry, ItemRecord, ItemStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -21,7 +21,7 @@ use super::wire::{
 use super::{RankInput, SurfaceSettings, new_event_id};
 use crate::core::auth::Principal;
 use crate::core::body::{JsonBody, key};
-use crate::core::error::{ApiError, ErrorCode, Failure};
+use crate::core::error::ApiError;
 use crate::core::paths;
 use crate::core::scope::{InProject, OnSurface, permissions};
 use crate::core::state::Core;
@@ -128,17 +128,6 @@ struct PutSurface {
     settings: Option<Value>,
 }
 
-fn merge(base: &mut Value, overlay: &Value) {
-    match (base, overlay) {
-        (Value::Object(base), Value::Object(overlay)) => {
-            for (key, value) in overlay {
-                merge(base.entry(key.clone()).or_insert(Value::Null), value);
-            }
-        }
-        (base, overlay) => *base = overlay.clone(),
-    }
-}
-
 #[utoipa::path(
     put,
     path = "/api/v1/projects/{project}/surfaces/{surface}",
@@ -159,77 +148,15 @@ async fn put_surface(
     }: OnSurface<ManageSurfaces>,
     JsonBody(body): JsonBody<PutSurface>,
 ) -> Result<Json<Surface>, ApiError> {
-    let now = state.core.clock.now_ms();
-    let current = match state.core.store.surface(&project, &surface).await {
-        Ok(current) => Some(current),
-        Err(capstan_store::StoreError::NotFound { .. }) => None,
-        Err(error) => return Err(error.into()),
-    };
-    let mut settings = match &current {
-        Some(current) => current.settings.clone(),
-        None => serde_json::to_value(SurfaceSettings::default()).unwrap_or(Value::Null),
-    };
-    if let Some(overlay) = &body.settings {
-        if !overlay.is_object() {
-            return Err(ApiError::field("settings", "expected an object"));
-        }
-        merge(&mut settings, overlay);
-    }
-    let parsed: SurfaceSettings = crate::core::body::parse_json(settings.to_string().as_bytes())
-        .map_err(|error| match error {
-            ApiError::Failure(Failure::InvalidField { field, message }) => {
-                ApiError::field(format!("settings.{field}"), message)
-            }
-            other => other,
-        })?;
-    parsed.validate()?;
-    if let Some(current) = &current {
-        let before = SurfaceSettings::parse(&current.settings)?;
-        if before.learner.hash_bits != parsed.learner.hash_bits
-            && state
-                .core
-                .store
-                .model_version(&project, &surface)
-                .await?
-                .is_some()
-        {
-            return Err(ApiError::Conflict {
-                code: ErrorCode::ModelExists,
-                message: format!(
-                    "surface {surface} has a trained model, whose weights are addressed by hashBits; it cannot change"
-                ),
-            });
-        }
-    }
-    let record = SurfaceRecord {
-        project: project.clone(),
-        key: surface.clone(),
-        description: body
-            .description
-            .or_else(|| current.as_ref().map(|c| c.description.clone()))
-            .unwrap_or_default(),
-        settings: serde_json::to_value(&parsed).unwrap_or(Value::Null),
-        created_at: current.as_ref().map_or(now, |c| c.created_at),
-        updated_at: now,
-    };
-    let answer = Surface::new(&record, &parsed);
-    state
-        .core
-        .store
-        .upsert_surface(
-            record.clone(),
-            audit(
-                &principal,
-                &project,
-                "surface.put",
-                surface.as_str(),
-                audited(&answer),
-                now,
-            ),
-        )
-        .await?;
-    state.learners.forget(&project, &surface);
-    Ok(Json(answer))
+    let (record, settings) = super::put_surface(
+        &state,
+        &principal.name,
+        (&project, &surface),
+        body.description,
+        body.settings,
+    )
+    .await?;
+    Ok(Json(Surface::new(&record, &settings)))
 }
 
 #[utoipa::path(

@@ -22,7 +22,7 @@ mod routes;
 pub mod wire;
 
 use capstan_judge::{Progress, RolloutPlan, Status, Units};
-use capstan_model::{EnvironmentKey, FlagKey};
+use capstan_model::{EnvironmentKey, FlagKey, ProjectKey};
 use capstan_store::{ConfigWrite, Notification, RolloutRecord, RolloutStatus, RolloutWrite};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -540,6 +540,125 @@ pub fn check_startable(
         .and_then(Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| Failure::field("flag", format!("flag {flag} has no default variant")).into())
+}
+
+/// Starts a rollout of a flag in an environment to the variant `to`: the flag's split for
+/// the first step, the rollout and the message announcing it commit together. `plan`
+/// builds the plan from the flag's control variant (its default variant now).
+pub async fn start(
+    state: &FlagsState,
+    actor: &str,
+    (project, environment, flag): (&ProjectKey, &EnvironmentKey, &FlagKey),
+    to: &str,
+    plan: &(dyn Fn(String) -> Result<RolloutPlan, Failure> + Sync),
+) -> Result<Rollout, RolloutError> {
+    let id = new_rollout_id();
+    mutate::<_, RolloutError>(
+        state,
+        actor,
+        project,
+        std::slice::from_ref(environment),
+        |snapshots, now| {
+            let snapshot = &snapshots[0];
+            let config = snapshot
+                .config(flag)
+                .ok_or_else(|| Failure::not_found("flag", flag))?;
+            let current = config.config.as_object().cloned().unwrap_or_default();
+            let control = check_startable(&current, flag)?;
+            let variants = current.get("variants").and_then(Value::as_object);
+            if !variants.is_some_and(|variants| variants.contains_key(to)) {
+                return Err(
+                    Failure::field("to", format!("flag {flag} has no variant {to:?}")).into(),
+                );
+            }
+            let plan = StoredPlan {
+                plan: plan(control)?,
+                original_targeting: current.get("targeting").cloned(),
+            };
+            let progress = StoredProgress {
+                progress: Progress::start(now),
+                reason: format!("Started at {}%.", plan.plan.steps[0].percent),
+            };
+            let timeline = vec![TimelineEntry {
+                step: 0,
+                percent: plan.plan.steps[0].percent,
+                started_at: now,
+                units_at_start: Units::default(),
+                ended_at: None,
+                units_at_end: None,
+                outcome: None,
+            }];
+            let mut next = current.clone();
+            next.insert(
+                "targeting".to_owned(),
+                split_targeting(&plan, plan.plan.steps[0].basis_points()),
+            );
+            let record = RolloutRecord {
+                id,
+                project: project.clone(),
+                environment: environment.clone(),
+                flag: flag.clone(),
+                status: RolloutStatus::Running,
+                plan: to_json(&plan),
+                progress: to_json(&progress),
+                timeline: to_json(&timeline),
+                latest: None,
+                version: 1,
+                created_by: actor.to_owned(),
+                created_at: now,
+                updated_at: now,
+            };
+            let starting = Rollout {
+                record,
+                plan: plan.clone(),
+                progress: progress.clone(),
+                timeline: timeline.clone(),
+                latest: None,
+            };
+            let context = TransitionContext {
+                actor,
+                reason: progress.reason.clone(),
+                evidence: to_json(&plan.plan),
+                units: Units::default(),
+                notified: Vec::new(),
+            };
+            let mut planned = Plan::new(
+                AuditDraft {
+                    action: "rollout.start",
+                    environment: Some(environment.clone()),
+                    resource_kind: "flag",
+                    resource_key: flag.to_string(),
+                    before: Some(Value::Object(current.clone())),
+                    after: Some(
+                        json!({ "rollout": to_json(&plan), "flag": Value::Object(next.clone()) }),
+                    ),
+                },
+                (),
+            );
+            planned.push(ConfigWrite {
+                environment: environment.clone(),
+                flag: flag.clone(),
+                expected_version: Some(config.version),
+                config: Some(Value::Object(next)),
+            });
+            planned.push(RolloutWrite::Create {
+                id,
+                environment: environment.clone(),
+                flag: flag.clone(),
+                status: RolloutStatus::Running,
+                plan: to_json(&plan),
+                progress: to_json(&progress),
+                timeline: to_json(&timeline),
+                created_by: actor.to_owned(),
+            });
+            planned
+                .notifications
+                .push(notification(&starting, "rollout.started", &context));
+            Ok(planned)
+        },
+    )
+    .await?;
+    load(state, project, id).await
 }
 
 /// The status the store keeps for the judge's.

@@ -7,28 +7,22 @@ use axum::Json;
 use axum::extract::FromRef;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use capstan_judge::{
-    Direction, Guardrail, Progress, Response, RolloutPlan, Statistic, Step, Tolerance, Units,
-};
-use capstan_store::{ConfigWrite, RolloutFilter, RolloutRecord, RolloutStatus, RolloutWrite};
+use capstan_judge::{Direction, Guardrail, Response, RolloutPlan, Statistic, Step, Tolerance};
+use capstan_store::RolloutFilter;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::wire::{self, RolloutBucket, RolloutDetail, RolloutList};
-use super::{
-    Rollout, StoredPlan, StoredProgress, TimelineEntry, Transition, TransitionContext,
-    check_startable, load, new_rollout_id, notification, split_targeting, to_json, transition,
-};
+use super::{Rollout, Transition, TransitionContext, load, transition};
 use crate::core::body::{JsonBody, parse_json};
-use crate::core::error::ApiError;
+use crate::core::error::{ApiError, Failure};
 use crate::core::paths;
 use crate::core::scope::{InProject, permissions};
 use crate::core::scope::{environment_key, flag_key};
 use crate::core::state::Core;
 use crate::flags::FlagsState;
-use crate::flags::write::{AuditDraft, Plan, mutate};
 
 permissions! {
     SteerRollouts = (Editor, "steer rollouts");
@@ -109,7 +103,7 @@ struct StartRollout {
     min_samples: Option<u64>,
 }
 
-fn parse_plan(body: &StartRollout, control: String) -> Result<RolloutPlan, ApiError> {
+fn parse_plan(body: &StartRollout, control: String) -> Result<RolloutPlan, Failure> {
     let mut plan = RolloutPlan::new(control, body.to.clone());
     if let Some(steps) = &body.steps {
         plan.steps = steps
@@ -130,14 +124,14 @@ fn parse_plan(body: &StartRollout, control: String) -> Result<RolloutPlan, ApiEr
     for (index, guardrail) in body.guardrails.iter().flatten().enumerate() {
         let field = |name: &str| format!("guardrails[{index}].{name}");
         crate::flags::operations::events::metric_name(&guardrail.metric)
-            .map_err(|error| ApiError::field(field("metric"), error))?;
+            .map_err(|error| Failure::field(field("metric"), error))?;
         let statistic = Statistic::parse(guardrail.statistic.as_deref().unwrap_or("mean"))
-            .map_err(|error| ApiError::field(field("statistic"), error))?;
+            .map_err(|error| Failure::field(field("statistic"), error))?;
         let direction = match guardrail.direction.as_deref().unwrap_or("higher_is_worse") {
             "higher_is_worse" => Direction::HigherIsWorse,
             "lower_is_worse" => Direction::LowerIsWorse,
             other => {
-                return Err(ApiError::field(
+                return Err(Failure::field(
                     field("direction"),
                     format!(
                         "unknown direction {other:?}; expected higher_is_worse or lower_is_worse"
@@ -150,7 +144,7 @@ fn parse_plan(body: &StartRollout, control: String) -> Result<RolloutPlan, ApiEr
             "pause" => Response::Pause,
             "notify" => Response::Notify,
             other => {
-                return Err(ApiError::field(
+                return Err(Failure::field(
                     field("response"),
                     format!("unknown response {other:?}; expected revert, pause or notify"),
                 ));
@@ -169,7 +163,7 @@ fn parse_plan(body: &StartRollout, control: String) -> Result<RolloutPlan, ApiEr
         });
     }
     if plan.guardrails.is_empty() {
-        return Err(ApiError::field(
+        return Err(Failure::field(
             "guardrails",
             "a rollout needs at least one guardrail",
         ));
@@ -184,7 +178,7 @@ fn parse_plan(body: &StartRollout, control: String) -> Result<RolloutPlan, ApiEr
         plan.min_samples = min_samples;
     }
     plan.validate()
-        .map_err(|error| ApiError::field(error.field, error.message))?;
+        .map_err(|error| Failure::field(error.field, error.message))?;
     Ok(plan)
 }
 
@@ -207,115 +201,15 @@ async fn start(
 ) -> Result<(StatusCode, Json<wire::Rollout>), ApiError> {
     let environment = environment_key(&body.environment)?;
     let flag = flag_key(&body.flag)?;
-    let actor = principal.name.clone();
-    let id = new_rollout_id();
-    mutate::<_, ApiError>(
+    let plan = |control: String| parse_plan(&body, control);
+    let rollout = super::start(
         &state,
-        &actor,
-        &project,
-        std::slice::from_ref(&environment),
-        |snapshots, now| {
-            let snapshot = &snapshots[0];
-            let config = snapshot
-                .config(&flag)
-                .ok_or_else(|| ApiError::not_found("flag", &flag))?;
-            let current = config.config.as_object().cloned().unwrap_or_default();
-            let control = check_startable(&current, &flag)?;
-            let variants = current.get("variants").and_then(Value::as_object);
-            if !variants.is_some_and(|variants| variants.contains_key(&body.to)) {
-                return Err(ApiError::field(
-                    "to",
-                    format!("flag {flag} has no variant {:?}", body.to),
-                ));
-            }
-            let plan = StoredPlan {
-                plan: parse_plan(&body, control)?,
-                original_targeting: current.get("targeting").cloned(),
-            };
-            let progress = StoredProgress {
-                progress: Progress::start(now),
-                reason: format!("Started at {}%.", plan.plan.steps[0].percent),
-            };
-            let timeline = vec![TimelineEntry {
-                step: 0,
-                percent: plan.plan.steps[0].percent,
-                started_at: now,
-                units_at_start: Units::default(),
-                ended_at: None,
-                units_at_end: None,
-                outcome: None,
-            }];
-            let mut next = current.clone();
-            next.insert(
-                "targeting".to_owned(),
-                split_targeting(&plan, plan.plan.steps[0].basis_points()),
-            );
-            let record = RolloutRecord {
-                id,
-                project: project.clone(),
-                environment: environment.clone(),
-                flag: flag.clone(),
-                status: RolloutStatus::Running,
-                plan: to_json(&plan),
-                progress: to_json(&progress),
-                timeline: to_json(&timeline),
-                latest: None,
-                version: 1,
-                created_by: actor.clone(),
-                created_at: now,
-                updated_at: now,
-            };
-            let starting = Rollout {
-                record,
-                plan: plan.clone(),
-                progress: progress.clone(),
-                timeline: timeline.clone(),
-                latest: None,
-            };
-            let context = TransitionContext {
-                actor: &actor,
-                reason: progress.reason.clone(),
-                evidence: to_json(&plan.plan),
-                units: Units::default(),
-                notified: Vec::new(),
-            };
-            let mut planned = Plan::new(
-                AuditDraft {
-                    action: "rollout.start",
-                    environment: Some(environment.clone()),
-                    resource_kind: "flag",
-                    resource_key: flag.to_string(),
-                    before: Some(Value::Object(current.clone())),
-                    after: Some(
-                        json!({ "rollout": to_json(&plan), "flag": Value::Object(next.clone()) }),
-                    ),
-                },
-                (),
-            );
-            planned.push(ConfigWrite {
-                environment: environment.clone(),
-                flag: flag.clone(),
-                expected_version: Some(config.version),
-                config: Some(Value::Object(next)),
-            });
-            planned.push(RolloutWrite::Create {
-                id,
-                environment: environment.clone(),
-                flag: flag.clone(),
-                status: RolloutStatus::Running,
-                plan: to_json(&plan),
-                progress: to_json(&progress),
-                timeline: to_json(&timeline),
-                created_by: actor.clone(),
-            });
-            planned
-                .notifications
-                .push(notification(&starting, "rollout.started", &context));
-            Ok(planned)
-        },
+        &principal.name,
+        (&project, &environment, &flag),
+        &body.to,
+        &plan,
     )
     .await?;
-    let rollout = load(&state, &project, id).await?;
     Ok((StatusCode::CREATED, Json(wire::Rollout::from(&rollout))))
 }
 
