@@ -149,97 +149,51 @@ where
     }
 }
 
-impl<P: Permission, S> FromRequestParts<S> for InProject<P>
-where
-    S: Send + Sync,
-    Arc<Core>: FromRef<S>,
-{
-    type Rejection = ApiError;
+/// Implements a scope extractor: the caller allowed `P`, the path parameters read as
+/// `$params`, each field of the scope parsed from them by the expression given.
+macro_rules! scope_extractor {
+    ($scope:ident, $params:ty, |$p:ident, $principal:ident| { $($field:ident: $parse:expr),* $(,)? }) => {
+        impl<P: Permission, S> FromRequestParts<S> for $scope<P>
+        where
+            S: Send + Sync,
+            Arc<Core>: FromRef<S>,
+        {
+            type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let principal = allowed::<P, S>(parts, state).await?;
-        let params: paths::Project = path(parts, state).await?;
-        Ok(InProject {
-            project: project_key(&principal, &params.project)?,
-            principal,
-            permission: PhantomData,
-        })
-    }
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+                let $principal = allowed::<P, S>(parts, state).await?;
+                let $p: $params = path(parts, state).await?;
+                Ok($scope {
+                    $($field: $parse,)*
+                    principal: $principal,
+                    permission: PhantomData,
+                })
+            }
+        }
+    };
 }
 
-impl<P: Permission, S> FromRequestParts<S> for InEnvironment<P>
-where
-    S: Send + Sync,
-    Arc<Core>: FromRef<S>,
-{
-    type Rejection = ApiError;
+scope_extractor!(InProject, paths::Project, |params, principal| {
+    project: project_key(&principal, &params.project)?,
+});
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let principal = allowed::<P, S>(parts, state).await?;
-        let params: paths::Environment = path(parts, state).await?;
-        Ok(InEnvironment {
-            project: project_key(&principal, &params.project)?,
-            environment: environment_key(&params.environment)?,
-            principal,
-            permission: PhantomData,
-        })
-    }
-}
+scope_extractor!(InEnvironment, paths::Environment, |params, principal| {
+    project: project_key(&principal, &params.project)?,
+    environment: environment_key(&params.environment)?,
+});
 
-impl<P: Permission, S> FromRequestParts<S> for OnFlag<P>
-where
-    S: Send + Sync,
-    Arc<Core>: FromRef<S>,
-{
-    type Rejection = ApiError;
+scope_extractor!(OnFlag, paths::Flag, |params, principal| {
+    project: project_key(&principal, &params.project)?,
+    flag: flag_key(&params.flag)?,
+});
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let principal = allowed::<P, S>(parts, state).await?;
-        let params: paths::Flag = path(parts, state).await?;
-        Ok(OnFlag {
-            project: project_key(&principal, &params.project)?,
-            flag: flag_key(&params.flag)?,
-            principal,
-            permission: PhantomData,
-        })
-    }
-}
+scope_extractor!(OnFlagIn, paths::FlagInEnvironment, |params, principal| {
+    project: project_key(&principal, &params.project)?,
+    environment: environment_key(&params.environment)?,
+    flag: flag_key(&params.flag)?,
+});
 
-impl<P: Permission, S> FromRequestParts<S> for OnFlagIn<P>
-where
-    S: Send + Sync,
-    Arc<Core>: FromRef<S>,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let principal = allowed::<P, S>(parts, state).await?;
-        let params: paths::FlagInEnvironment = path(parts, state).await?;
-        Ok(OnFlagIn {
-            project: project_key(&principal, &params.project)?,
-            environment: environment_key(&params.environment)?,
-            flag: flag_key(&params.flag)?,
-            principal,
-            permission: PhantomData,
-        })
-    }
-}
-
-impl<P: Permission, S> FromRequestParts<S> for OnSurface<P>
-where
-    S: Send + Sync,
-    Arc<Core>: FromRef<S>,
-{
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let principal = allowed::<P, S>(parts, state).await?;
-        let params: paths::Surface = path(parts, state).await?;
-        Ok(OnSurface {
-            project: project_key(&principal, &params.project)?,
-            surface: key("surface", &params.surface, SurfaceKey::parse)?,
-            principal,
-            permission: PhantomData,
-        })
-    }
-}
+scope_extractor!(OnSurface, paths::Surface, |params, principal| {
+    project: project_key(&principal, &params.project)?,
+    surface: key("surface", &params.surface, SurfaceKey::parse)?,
+});
