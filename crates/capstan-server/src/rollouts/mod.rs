@@ -679,3 +679,19 @@ pub fn new_rollout_id() -> i64 {
     const END: u64 = 1 << 53;
     (FIRST + rand::random::<u64>() % (END - FIRST)) as i64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids stay above the ones the store once numbered itself, and below 2^53, where a
+    /// JavaScript number stops being exact.
+    #[test]
+    fn new_rollout_ids_are_exact_in_json_clients_and_clear_of_old_ids() {
+        for _ in 0..10_000 {
+            let id = new_rollout_id();
+            assert!((1_i64 << 32..1_i64 << 53).contains(&id), "{id}");
+            assert_eq!(id as f64 as i64, id);
+        }
+    }
+}
