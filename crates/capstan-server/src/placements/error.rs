@@ -30,21 +30,26 @@ impl From<StoreError> for PlacementError {
     }
 }
 
+impl PlacementError {
+    /// The stable code of the API's answer.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            PlacementError::Failure(failure) => failure.code(),
+            PlacementError::ModelExists { .. } => ErrorCode::ModelExists,
+            PlacementError::DuplicateReward { .. } => ErrorCode::DuplicateReward,
+            PlacementError::RewardTooLate { .. } => ErrorCode::RewardTooLate,
+        }
+    }
+}
+
 impl From<PlacementError> for ApiError {
     fn from(error: PlacementError) -> ApiError {
-        let code = match &error {
-            PlacementError::Failure(_) => None,
-            PlacementError::ModelExists { .. } => Some(ErrorCode::ModelExists),
-            PlacementError::DuplicateReward { .. } => Some(ErrorCode::DuplicateReward),
-            PlacementError::RewardTooLate { .. } => Some(ErrorCode::RewardTooLate),
-        };
-        match (error, code) {
-            (PlacementError::Failure(failure), _) => failure.into(),
-            (error, Some(code)) => ApiError::Conflict {
-                code,
-                message: error.to_string(),
+        match error {
+            PlacementError::Failure(failure) => failure.into(),
+            conflict => ApiError::Conflict {
+                code: conflict.code(),
+                message: conflict.to_string(),
             },
-            (error, None) => ApiError::internal(anyhow::anyhow!("{error}")),
         }
     }
 }
