@@ -100,6 +100,12 @@ async fn create(
         created_at: now,
     };
     let shown = Webhook::from(&webhook);
+    // The audit trail is readable by viewers, who may not list webhooks; a webhook's URL
+    // is often a credential (Slack's are), so the trail keeps only where it points.
+    let audited = Webhook {
+        url: redacted_url(&url),
+        ..Webhook::from(&webhook)
+    };
     state
         .store
         .create_webhook(
@@ -113,7 +119,7 @@ async fn create(
                 resource_kind: "webhook".to_owned(),
                 resource_key: webhook.id.clone(),
                 before: None,
-                after: Some(serde_json::to_value(&shown).unwrap_or_default()),
+                after: Some(serde_json::to_value(&audited).unwrap_or_default()),
             },
         )
         .await?;
@@ -218,4 +224,14 @@ async fn deliveries(
         .map(Delivery::from)
         .collect();
     Ok(Json(DeliveryList { deliveries }))
+}
+
+/// A URL without what may be a credential: its scheme, host and port, with the path,
+/// query and user information replaced by `…`.
+fn redacted_url(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port() {
+        Some(port) => format!("{}://{host}:{port}/…", url.scheme()),
+        None => format!("{}://{host}/…", url.scheme()),
+    }
 }
