@@ -264,20 +264,9 @@ pub async fn put_surface(
         created_at: current.as_ref().map_or(now, |c| c.created_at),
         updated_at: now,
     };
-    let audit = AuditEntry {
-        at: now,
-        actor: actor.to_owned(),
-        action: "surface.put".to_owned(),
-        project: Some(project.clone()),
-        environment: None,
-        resource_kind: "surface".to_owned(),
-        resource_key: surface.to_string(),
-        before: None,
-        after: Some(
-            serde_json::to_value(wire::Surface::new(&record, &parsed))
-                .map_err(Failure::internal)?,
-        ),
-    };
+    let after =
+        serde_json::to_value(wire::Surface::new(&record, &parsed)).map_err(Failure::internal)?;
+    let audit = audit(actor, project, "surface.put", surface.as_str(), after, now);
     state
         .core
         .store
@@ -285,6 +274,28 @@ pub async fn put_surface(
         .await?;
     state.learners.forget(project, surface);
     Ok((record, parsed))
+}
+
+/// The audit entry of a change to a surface or its items.
+pub(crate) fn audit(
+    actor: &str,
+    project: &ProjectKey,
+    action: &str,
+    surface: &str,
+    after: Value,
+    at: i64,
+) -> AuditEntry {
+    AuditEntry {
+        at,
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        project: Some(project.clone()),
+        environment: None,
+        resource_kind: "surface".to_owned(),
+        resource_key: surface.to_owned(),
+        before: None,
+        after: Some(after),
+    }
 }
 
 /// Merges a JSON overlay into a base: objects key by key, anything else replaced.

@@ -8,7 +8,7 @@ use axum::extract::FromRef;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use capstan_model::{ProjectKey, Role, SurfaceKey};
-use capstan_store::{AuditEntry, ItemRecord, ItemStatus};
+use capstan_store::{ItemRecord, ItemStatus};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
@@ -66,27 +66,6 @@ pub(super) fn placement_scope(principal: &Principal) -> Result<ProjectKey, ApiEr
             role: principal.role.as_str(),
             action: "rank or reward (use a placement key)",
         }),
-    }
-}
-
-fn audit(
-    principal: &Principal,
-    project: &ProjectKey,
-    action: &str,
-    key: &str,
-    after: Value,
-    at: i64,
-) -> AuditEntry {
-    AuditEntry {
-        at,
-        actor: principal.name.clone(),
-        action: action.to_owned(),
-        project: Some(project.clone()),
-        environment: None,
-        resource_kind: "surface".to_owned(),
-        resource_key: key.to_owned(),
-        before: None,
-        after: Some(after),
     }
 }
 
@@ -277,8 +256,8 @@ async fn put_item(
             &project,
             &surface,
             std::slice::from_ref(&item),
-            audit(
-                &principal,
+            super::audit(
+                &principal.name,
                 &project,
                 "item.put",
                 surface.as_str(),
@@ -339,8 +318,8 @@ async fn put_items(
             &project,
             &surface,
             &items,
-            audit(
-                &principal,
+            super::audit(
+                &principal.name,
                 &project,
                 "items.put",
                 surface.as_str(),
